@@ -1,0 +1,5 @@
+"""``python -m agentstream`` is the ``agentstream`` command."""
+
+from agentstream.cli import app
+
+app()

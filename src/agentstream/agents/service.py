@@ -1,0 +1,117 @@
+"""Agents of a team: CRUD by slug, archive on delete."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agentstream.agents.schemas import AgentCreate, AgentPublic, AgentSettings, AgentUpdate
+from agentstream.kit.errors import Conflict, NotFound, ValidationFailed
+from agentstream.kit.pagination import PageParams, paginate
+from agentstream.kit.repository import scoped
+from agentstream.models import Agent, AgentStatus
+from agentstream.skills.catalog import SkillCatalog
+
+
+async def get_by_slug(session: AsyncSession, team_id: uuid.UUID, slug: str) -> Agent:
+    """The team's agent with this slug, or ``agent_not_found``."""
+    agent = await session.scalar(scoped(Agent, team_id, Agent.slug == slug))
+    if agent is None:
+        raise NotFound("agent")
+    return agent
+
+
+def allowed_skills(agent: Agent, catalog: SkillCatalog) -> frozenset[str]:
+    """The skills this agent may use right now (``None`` stored means all available)."""
+    if agent.skills is None:
+        return catalog.names()
+    return frozenset(agent.skills) & catalog.names()
+
+
+def to_public(agent: Agent, catalog: SkillCatalog) -> AgentPublic:
+    """Render an agent with its effective skill list."""
+    return AgentPublic(
+        id=agent.id,
+        slug=agent.slug,
+        name=agent.name,
+        instructions=agent.instructions,
+        model=agent.model,
+        skills=sorted(allowed_skills(agent, catalog)),
+        status=agent.status,
+        settings=AgentSettings.model_validate(agent.settings),
+        created_at=agent.created_at,
+        updated_at=agent.updated_at,
+    )
+
+
+def _check_skills(skills: list[str] | None, catalog: SkillCatalog) -> None:
+    unknown = sorted(set(skills or ()) - catalog.names())
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown skills: {', '.join(unknown)}.",
+            details={"unknown_skills": unknown, "available": sorted(catalog.names())},
+        )
+
+
+async def create(
+    session: AsyncSession,
+    team_id: uuid.UUID,
+    body: AgentCreate,
+    catalog: SkillCatalog,
+    default_model: str,
+) -> Agent:
+    """Create an agent; a duplicate slug in the team is a conflict."""
+    _check_skills(body.skills, catalog)
+    agent = Agent(
+        team_id=team_id,
+        slug=body.slug,
+        name=body.name,
+        instructions=body.instructions,
+        model=body.model or default_model,
+        skills=body.skills,
+        settings=body.settings.model_dump(exclude_none=True),
+    )
+    session.add(agent)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"An agent with slug '{body.slug}' already exists.") from exc
+    return agent
+
+
+async def update(
+    session: AsyncSession, agent: Agent, body: AgentUpdate, catalog: SkillCatalog
+) -> Agent:
+    """Apply the fields present in the request."""
+    changes = body.model_dump(exclude_unset=True)
+    if "skills" in changes:
+        _check_skills(body.skills, catalog)
+    if changes.get("settings") is not None and body.settings is not None:
+        changes["settings"] = body.settings.model_dump(exclude_none=True)
+    for field, value in changes.items():
+        if field == "status" and value is not None:
+            value = AgentStatus(value)
+        if value is None and field not in {"skills"}:
+            continue
+        setattr(agent, field, value)
+    await session.flush()
+    return agent
+
+
+async def archive(agent: Agent) -> None:
+    """Deleting an agent archives it; its conversations stay readable."""
+    agent.status = AgentStatus.archived
+
+
+async def list_agents(
+    session: AsyncSession, team_id: uuid.UUID, params: PageParams, *, include_archived: bool
+) -> tuple[list[Agent], str | None, bool]:
+    """A page of the team's agents, newest first."""
+    stmt = scoped(Agent, team_id)
+    if not include_archived:
+        stmt = stmt.where(Agent.status != AgentStatus.archived)
+    rows, cursor, has_more = await paginate(session, stmt, Agent, params)
+    return list(rows), cursor, has_more

@@ -1,0 +1,116 @@
+"""The application factory; the lifespan owns every long-lived resource."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from redis.asyncio import Redis
+
+from agentstream.agents.endpoints import router as agents_router
+from agentstream.apikeys.endpoints import router as apikeys_router
+from agentstream.auth.endpoints import router as auth_router
+from agentstream.chat.endpoints import router as chat_router
+from agentstream.chat.runs import RunRegistry
+from agentstream.conversations.endpoints import router as conversations_router
+from agentstream.db import create_engine, create_session_maker
+from agentstream.health.endpoints import router as health_router
+from agentstream.kit.handlers import install_error_handlers
+from agentstream.kit.middleware import RequestContextMiddleware
+from agentstream.llm.registry import ModelRegistry
+from agentstream.memory.endpoints import router as memory_router
+from agentstream.memory.extraction import MemoryExtractor
+from agentstream.ratelimit.limiter import build_rate_limiter
+from agentstream.settings import Settings
+from agentstream.skills.catalog import SkillCatalog
+from agentstream.state import AppState
+from agentstream.streaming.endpoints import router as streaming_router
+from agentstream.teams.endpoints import router as teams_router
+from agentstream.usage.endpoints import router as usage_router
+
+log = logging.getLogger("agentstream")
+
+
+@asynccontextmanager
+async def build_state(settings: Settings) -> AsyncIterator[AppState]:
+    """Create the engine, Redis client, limiter, registries; close them all on exit."""
+    engine = create_engine(
+        settings.resolved_database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
+    redis = (
+        Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        if settings.redis_url
+        else None
+    )
+    skills = SkillCatalog.load(settings.skills_dir)
+    models = ModelRegistry(settings, skills)
+    sessions = create_session_maker(engine)
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        redis=redis,
+        limiter=build_rate_limiter(redis),
+        skills=skills,
+        models=models,
+        runs=RunRegistry(),
+        extractor=MemoryExtractor(sessions, models, settings),
+    )
+    try:
+        yield state
+    finally:
+        # Order matters: runs persist their messages, extraction may still write, then close.
+        await state.runs.shutdown(settings.shutdown_grace_s)
+        await state.extractor.aclose()
+        await state.limiter.aclose()
+        if redis is not None:
+            await redis.aclose()
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the FastAPI app; state is created when the lifespan starts."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with build_state(settings) as state:
+            app.state.agentstream = state
+            yield
+
+    app = FastAPI(
+        title="agentstream",
+        version="0.1.0",
+        summary="Multi-tenant AI agents with real-time streaming.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After", "X-RateLimit-Reset"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    for router in (
+        health_router,
+        auth_router,
+        teams_router,
+        apikeys_router,
+        agents_router,
+        conversations_router,
+        chat_router,
+        streaming_router,
+        memory_router,
+        usage_router,
+    ):
+        app.include_router(router)
+    return app

@@ -1,0 +1,21 @@
+"""The dependencies every agent run receives: the tenant, never taken from model output."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentstream.skills.catalog import SkillCatalog
+
+
+@dataclass(frozen=True)
+class ChatDeps:
+    """Identity and resources of one run; tools read the tenant from here."""
+
+    team_id: uuid.UUID
+    user_id: uuid.UUID
+    agent_id: uuid.UUID
+    skills: SkillCatalog
+    allowed_skills: frozenset[str]
+    context: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,154 @@
+"""The ``agentstream`` command line: serve, migrate, create-user, create-agent, chat."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from agentstream.settings import Settings
+
+app = typer.Typer(help="agentstream: multi-tenant AI agents with real-time streaming.")
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+os.environ.setdefault("PYDANTIC_AI_NO_BANNER", "1")
+
+
+def _with_state(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
+    from agentstream.app import build_state
+
+    async def runner() -> T:
+        async with build_state(settings) as state:
+            return await work(state)
+
+    return asyncio.run(runner())
+
+
+def _migrate(settings: Settings) -> None:
+    from agentstream.migrations import upgrade
+
+    upgrade(settings.resolved_database_url)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (AGENTSTREAM_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (AGENTSTREAM_PORT).")] = None,
+) -> None:
+    """Run the server (migrating the database first unless AGENTSTREAM_AUTO_MIGRATE=false)."""
+    import uvicorn
+
+    from agentstream.app import create_app
+    from agentstream.bootstrap import ensure_demo
+    from agentstream.kit.logging import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    if settings.auto_migrate:
+        _migrate(settings)
+    demo = _with_state(settings, ensure_demo)
+    bind_host, bind_port = host or settings.host, port or settings.port
+    if demo is not None:
+        console.print(
+            f"[bold green]Created a demo account[/]: {demo.email} / {demo.password} "
+            f"with agent '{demo.agent_slug}'.\nLog in:\n  curl -s -X POST "
+            f"http://{bind_host}:{bind_port}/v1/auth/login -H 'Content-Type: application/json' "
+            f'-d \'{{"email":"{demo.email}","password":"{demo.password}"}}\'\n'
+            f"Chat:   agentstream chat demo"
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=bind_host,
+        port=bind_port,
+        log_config=None,
+        ws_max_size=settings.ws_max_frame_bytes,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    settings = Settings()
+    _migrate(settings)
+    console.print(f"Database is up to date: {settings.resolved_database_url.split('@')[-1]}")
+
+
+@app.command("create-user")
+def create_user(
+    email: Annotated[str, typer.Option(prompt=True)],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    display_name: Annotated[str | None, typer.Option()] = None,
+    team_name: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Create a user with a personal team they own."""
+    from agentstream.bootstrap import create_user as create
+
+    settings = Settings()
+    _migrate(settings)
+
+    async def work(state: object) -> tuple[object, object]:
+        return await create(state, email, password, display_name, team_name)  # type: ignore[arg-type]
+
+    try:
+        user_id, team_id = _with_state(settings, work)
+    except Exception as exc:
+        err.print(f"[red]Could not create the user:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"Created user {email} ({user_id}) with team {team_id}.")
+
+
+@app.command("create-agent")
+def create_agent(
+    email: Annotated[str, typer.Option(help="Owner/admin whose default team gets the agent.")],
+    slug: Annotated[str, typer.Option()],
+    name: Annotated[str | None, typer.Option()] = None,
+    model: Annotated[str | None, typer.Option(help="e.g. demo or openai:gpt-4o-mini")] = None,
+    instructions: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Create an agent in a user's default team."""
+    from pydantic import ValidationError
+
+    from agentstream.agents.schemas import AgentCreate
+    from agentstream.bootstrap import create_agent as create
+
+    settings = Settings()
+    _migrate(settings)
+    try:
+        body = AgentCreate(slug=slug, name=name or slug, model=model, instructions=instructions)
+        agent_id = _with_state(settings, lambda state: create(state, email, body))
+    except (ValidationError, LookupError, PermissionError) as exc:
+        err.print(f"[red]Could not create the agent:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"Created agent '{slug}' ({agent_id}).")
+
+
+@app.command()
+def chat(
+    slug: Annotated[str, typer.Argument(help="The agent's slug.")],
+    url: Annotated[str, typer.Option(envvar="AGENTSTREAM_URL")] = "http://127.0.0.1:8000",
+    token: Annotated[
+        str | None, typer.Option(envvar="AGENTSTREAM_TOKEN", help="Access token or API key.")
+    ] = None,
+    email: Annotated[str | None, typer.Option(envvar="AGENTSTREAM_EMAIL")] = None,
+    password: Annotated[str | None, typer.Option(envvar="AGENTSTREAM_PASSWORD")] = None,
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="Send one message and exit.")
+    ] = None,
+) -> None:
+    """Chat with an agent on a running server, streaming the reply (demo login by default)."""
+    from agentstream.client import ChatClient, ClientError
+
+    try:
+        asyncio.run(ChatClient(url, token, email, password, console).repl(slug, message))
+    except ClientError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,94 @@
+"""A small streaming client for the CLI (``agentstream chat``), over the advanced SSE endpoint."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+from httpx_sse import aconnect_sse
+from rich.console import Console
+
+from agentstream.bootstrap import DEMO_EMAIL, DEMO_PASSWORD
+from agentstream.kit import jsonenc
+
+
+class ClientError(Exception):
+    """A failure to show the user (bad login, unreachable server, error event)."""
+
+
+class ChatClient:
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        email: str | None,
+        password: str | None,
+        console: Console,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.email = email or DEMO_EMAIL
+        self.password = password or DEMO_PASSWORD
+        self.console = console
+
+    async def _login(self, http: httpx.AsyncClient) -> str:
+        response = await http.post(
+            "/v1/auth/login", json={"email": self.email, "password": self.password}
+        )
+        if response.status_code != 200:
+            raise ClientError(f"Login failed ({response.status_code}): {response.text}")
+        token: str = response.json()["access_token"]
+        return token
+
+    async def send(
+        self, http: httpx.AsyncClient, slug: str, text: str, conversation_id: uuid.UUID | None
+    ) -> uuid.UUID | None:
+        """Stream one reply to the console; returns the conversation id."""
+        body: dict[str, Any] = {"message": text}
+        if conversation_id:
+            body["conversation_id"] = str(conversation_id)
+        async with aconnect_sse(
+            http, "POST", f"/v1/agents/{slug}/chat/stream/advanced", json=body
+        ) as source:
+            if source.response.status_code != 200:
+                await source.response.aread()
+                raise ClientError(f"{source.response.status_code}: {source.response.text}")
+            async for sse in source.aiter_sse():
+                event = jsonenc.loads(sse.data)
+                kind = event["type"]
+                if kind == "text_delta":
+                    self.console.print(event["content"], end="", markup=False, highlight=False)
+                elif kind == "tool_call":
+                    args = jsonenc.dumps(event["tool_args"]).decode()
+                    self.console.print(f"\n[dim]→ {event['tool_name']}({args})[/]")
+                elif kind == "tool_result":
+                    preview = event["tool_result_content"][:80].replace("\n", " ")
+                    self.console.print(f"[dim]← {preview}…[/]")
+                elif kind == "done":
+                    self.console.print()
+                    return uuid.UUID(event["conversation_id"])
+                elif kind == "error":
+                    raise ClientError(f"{event['error_code']}: {event['content']}")
+        return conversation_id
+
+    async def repl(self, slug: str, message: str | None) -> None:
+        """Send ``message`` once, or read messages from the terminal until EOF."""
+        try:
+            async with httpx.AsyncClient(base_url=self.url, timeout=None) as http:
+                token = self.token or await self._login(http)
+                http.headers["Authorization"] = f"Bearer {token}"
+                if message is not None:
+                    await self.send(http, slug, message, None)
+                    return
+                conversation: uuid.UUID | None = None
+                self.console.print(f"Chatting with [bold]{slug}[/] (Ctrl-D to quit)")
+                while True:
+                    try:
+                        text = self.console.input("[bold cyan]you> [/]")
+                    except EOFError:
+                        return
+                    if text.strip():
+                        conversation = await self.send(http, slug, text, conversation)
+        except httpx.HTTPError as exc:
+            raise ClientError(f"Cannot reach {self.url}: {exc}") from exc

@@ -1,0 +1,48 @@
+"""Database engine and session factories; built by the app's lifespan, the CLI and tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+SessionMaker = async_sessionmaker[AsyncSession]
+
+
+def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
+    """Create the async engine; SQLite gets WAL and foreign keys, PostgreSQL a bounded pool."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
+    )
+
+
+def create_session_maker(engine: AsyncEngine) -> SessionMaker:
+    """Sessions that keep loaded attributes after commit (responses are built after it)."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def transaction(session_maker: SessionMaker) -> AsyncIterator[AsyncSession]:
+    """A short unit of work: commit on success, roll back on error, always release."""
+    async with session_maker() as session, session.begin():
+        yield session

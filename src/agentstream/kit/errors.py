@@ -1,0 +1,83 @@
+"""Domain errors: each carries its machine code and HTTP status; one handler renders them."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AppError(Exception):
+    """Base of every error a client may see."""
+
+    status_code: ClassVar[int] = 500
+    code: str = "internal_error"
+    default_message: ClassVar[str] = "Internal server error."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    code = "unauthorized"
+    default_message = "Authentication required or invalid credentials."
+
+
+class Forbidden(AppError):
+    status_code = 403
+    code = "forbidden"
+    default_message = "You do not have permission to do this."
+
+
+class NotFound(AppError):
+    """``<thing>_not_found`` with 404; foreign ids get this too, never 403."""
+
+    status_code = 404
+
+    def __init__(self, thing: str, message: str | None = None) -> None:
+        self.code = f"{thing}_not_found"
+        super().__init__(message or f"{thing.replace('_', ' ').capitalize()} not found.")
+
+
+class Conflict(AppError):
+    status_code = 409
+    code = "conflict"
+    default_message = "The resource already exists or conflicts with another."
+
+
+class AgentInactive(AppError):
+    status_code = 409
+    code = "agent_inactive"
+    default_message = "This agent is paused or archived."
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "payload_too_large"
+    default_message = "The request body is too large."
+
+
+class ValidationFailed(AppError):
+    status_code = 422
+    code = "validation_error"
+    default_message = "The request is invalid."
+
+
+class RateLimited(AppError):
+    status_code = 429
+    code = "rate_limited"
+    default_message = "Too many requests; retry later."
+
+
+class Unavailable(AppError):
+    status_code = 503
+    code = "unavailable"
+    default_message = "A required service is unavailable."

@@ -1,0 +1,38 @@
+"""Applying the configured limits to requests: one helper, keyed by scope."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from agentstream.kit.errors import RateLimited
+from agentstream.ratelimit.limiter import RateDecision
+from agentstream.state import AppState, StateDep
+
+
+async def check(state: AppState, key: str, limit: int) -> RateDecision:
+    """Count one hit against ``key``; a limit of 0 disables it."""
+    return await state.limiter.hit(key, limit, 60.0)
+
+
+async def enforce(state: AppState, key: str, limit: int) -> None:
+    """Count one hit and raise ``RateLimited`` (with the standard headers) when over."""
+    decision = await check(state, key, limit)
+    if not decision.allowed:
+        raise RateLimited(headers=decision.headers())
+
+
+def client_ip(conn: HTTPConnection) -> str:
+    """The peer address (a proxy in front should set uvicorn's --forwarded-allow-ips)."""
+    return conn.client.host if conn.client else "unknown"
+
+
+async def limit_auth(conn: HTTPConnection, state: StateDep) -> None:
+    """Login and register share a per-IP limit."""
+    await enforce(state, f"auth:{client_ip(conn)}", state.settings.rate_limit_auth)
+
+
+AuthRateLimit = Depends(limit_auth)
+AuthLimited = Annotated[None, AuthRateLimit]

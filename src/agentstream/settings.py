@@ -1,0 +1,85 @@
+"""Configuration from environment variables (prefix ``AGENTSTREAM_``) and a ``.env`` file."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the server; defaults give the embedded, single-process setup."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTSTREAM_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    database_pool_size: int = 5
+    database_max_overflow: int = 10
+    redis_url: str | None = None
+    jwt_secret: str | None = None
+    access_token_ttl_s: int = 3600
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    default_model: str = "demo"
+    demo_token_delay_ms: float = 30.0
+    cors_origins: list[str] = Field(default_factory=list)
+    auto_migrate: bool = True
+    log_level: str = "INFO"
+
+    rate_limit_chat: int = 60
+    rate_limit_api: int = 300
+    rate_limit_auth: int = 10
+    rate_limit_ws_connect: int = 30
+
+    sse_keepalive_s: float = 15.0
+    ws_auth_timeout_s: float = 10.0
+    ws_idle_timeout_s: float = 300.0
+    ws_max_frame_bytes: int = 64 * 1024
+    shutdown_grace_s: float = 5.0
+
+    skills_dir: Path | None = None
+    memory_extraction: bool = True
+    memory_limit: int = 5
+
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str) and not value.startswith("["):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'agentstream.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the configured database is SQLite."""
+        return self.resolved_database_url.startswith("sqlite")
+
+    @cached_property
+    def resolved_jwt_secret(self) -> str:
+        """The signing secret; generated once and kept in the data directory when unset."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        path = self.data_dir / "jwt_secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        path.write_text(secret)
+        path.chmod(0o600)
+        return secret

@@ -1,0 +1,56 @@
+"""Typed application state, built by the lifespan (or by tests and the CLI) — no globals."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from starlette.requests import HTTPConnection
+
+from agentstream.db import SessionMaker
+from agentstream.llm.registry import ModelRegistry
+from agentstream.ratelimit.limiter import RateLimiter
+from agentstream.settings import Settings
+from agentstream.skills.catalog import SkillCatalog
+
+if TYPE_CHECKING:
+    from agentstream.chat.runs import RunRegistry
+    from agentstream.memory.extraction import MemoryExtractor
+
+
+@dataclass
+class AppState:
+    """Everything long-lived the server owns."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: SessionMaker
+    redis: Redis | None
+    limiter: RateLimiter
+    skills: SkillCatalog
+    models: ModelRegistry
+    runs: RunRegistry
+    extractor: MemoryExtractor
+
+
+def get_state(conn: HTTPConnection) -> AppState:
+    """The app state of the connection's app."""
+    state: AppState = conn.app.state.agentstream
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    """One session per request, committed once when the endpoint returns (before the response)."""
+    async with state.sessions() as session:
+        yield session
+        await session.commit()
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

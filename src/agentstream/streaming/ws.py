@@ -1,0 +1,269 @@
+"""The WebSocket transport: auth, control frames, one run at a time, cancel.
+
+A reader loop owns the socket's receive side; a forwarder task streams the active run's
+events. Neither holds a database session: each check opens its own short one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from agentstream.auth.service import Principal, resolve_principal
+from agentstream.chat import events as ev
+from agentstream.chat.runs import Run
+from agentstream.chat.schemas import MAX_MESSAGE_CHARS, ChatRequest
+from agentstream.chat.service import start_run
+from agentstream.db import transaction
+from agentstream.kit import jsonenc
+from agentstream.kit.errors import AppError, Unauthorized
+from agentstream.models import Role
+from agentstream.ratelimit.deps import check, client_ip
+from agentstream.state import AppState
+
+log = logging.getLogger("agentstream.ws")
+
+CLOSE_NORMAL = 1000
+CLOSE_TOO_BIG = 1009
+CLOSE_UNAUTHORIZED = 4001
+CLOSE_RATE_LIMITED = 4029
+
+_RECOVERABLE_CODES: frozenset[str] = frozenset(
+    {"agent_not_found", "agent_inactive", "conversation_not_found", "rate_limited", "forbidden"}
+)
+
+
+class Closed(Exception):
+    """The socket is gone or must close with ``code``."""
+
+    def __init__(self, code: int | None = None, reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class Connection:
+    """One socket: its credential, principal and active run."""
+
+    websocket: WebSocket
+    state: AppState
+    slug: str
+    team_override: uuid.UUID | None
+    credential: str = ""
+    principal: Principal | None = None
+    active: Run | None = None
+    forwarder: asyncio.Task[None] | None = None
+    _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def send(self, event: ev.AuthOk | ev.Pong | ev.Error | ev._Event) -> None:
+        """Send one event; the reader and the forwarder take turns."""
+        payload = event.dump_json().decode()
+        async with self._send_lock:
+            try:
+                await self.websocket.send_text(payload)
+            except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+                raise Closed() from exc
+
+    async def error(self, code: ev.ErrorCode, content: str) -> None:
+        """Send an ``error`` event that does not end the connection."""
+        await self.send(ev.Error(content=content, error_code=code))
+
+    async def close(self, code: int, reason: str = "") -> None:
+        """Close with ``code`` (best effort: the client may already be gone)."""
+        async with self._send_lock:
+            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+                await self.websocket.close(code, reason)
+
+    async def authenticate(self, credential: str) -> None:
+        """(Re-)check the credential, its expiry and the membership against the database."""
+        async with transaction(self.state.sessions) as session:
+            self.principal = await resolve_principal(
+                session, self.state.settings.resolved_jwt_secret, credential, self.team_override
+            )
+        self.credential = credential
+
+    async def receive(self, idle_s: float | None) -> dict[str, Any]:
+        """The next frame as a dict; raises ``Closed`` on disconnect or ``TimeoutError``."""
+        async with asyncio.timeout(idle_s):
+            message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise Closed()
+        return dict(message)
+
+    async def first_message_auth(self) -> str:
+        """Wait for ``{"type":"auth","token":...}``: the alternative to ``?token=``."""
+        try:
+            message = await self.receive(self.state.settings.ws_auth_timeout_s)
+        except TimeoutError as exc:
+            raise Closed(CLOSE_UNAUTHORIZED, "authentication timeout") from exc
+        frame = _parse(message.get("text"))
+        token = frame.get("token") if frame else None
+        if not frame or frame.get("type") != "auth" or not isinstance(token, str) or not token:
+            raise Closed(CLOSE_UNAUTHORIZED, "authentication required")
+        return token
+
+    # ----------------------------------------------------------------- the session
+    async def serve(self) -> None:
+        """Handle frames until the client leaves, idles out or loses access."""
+        settings = self.state.settings
+        while True:
+            idle = None if self.active is not None else settings.ws_idle_timeout_s
+            try:
+                message = await self.receive(idle)
+            except TimeoutError as exc:
+                raise Closed(CLOSE_NORMAL, "idle timeout") from exc
+            text = message.get("text")
+            if text is None:
+                await self.error("invalid_message", "Binary frames are not supported.")
+                continue
+            if len(text) > settings.ws_max_frame_bytes or (
+                len(text.encode()) > settings.ws_max_frame_bytes
+            ):
+                raise Closed(CLOSE_TOO_BIG, "frame too large")
+            await self.check_access()
+            await self.handle(_parse(text))
+
+    async def check_access(self) -> None:
+        """Every frame re-checks token expiry and membership; failure closes with 4001."""
+        try:
+            await self.authenticate(self.credential)
+        except AppError as exc:
+            await self.error("unauthorized", exc.message)
+            raise Closed(CLOSE_UNAUTHORIZED, "access ended") from exc
+
+    async def handle(self, frame: dict[str, Any] | None) -> None:
+        """Dispatch one parsed client frame."""
+        kind = frame.get("type") if frame else None
+        if frame is None:
+            await self.error("invalid_message", "Frames must be JSON objects.")
+        elif kind == "ping":
+            await self.send(ev.Pong())
+        elif kind == "cancel":
+            if self.active is not None:
+                self.active.cancel()
+        elif kind == "message":
+            await self.start(frame)
+        else:
+            await self.error("invalid_message", f"Unknown message type: {kind!r}.")
+
+    async def start(self, frame: dict[str, Any]) -> None:
+        """Validate a ``message`` frame and start its run (one at a time)."""
+        content = frame.get("content")
+        if not isinstance(content, str) or not content.strip():
+            await self.error("invalid_message", "'content' must be a non-empty string.")
+            return
+        if len(content) > MAX_MESSAGE_CHARS:
+            await self.error(
+                "invalid_message", f"'content' is longer than {MAX_MESSAGE_CHARS} characters."
+            )
+            return
+        if self.active is not None:
+            await self.error("busy", "A reply is still streaming; cancel it or wait for done.")
+            return
+        try:
+            request = ChatRequest(
+                message=content,
+                conversation_id=frame.get("conversation_id"),
+                context=frame.get("context"),
+                on_disconnect=frame.get("on_disconnect", "continue"),
+            )
+        except ValidationError as exc:
+            await self.error("invalid_message", _first_error(exc))
+            return
+        assert self.principal is not None
+        settings = self.state.settings
+        decision = await check(
+            self.state, f"chat:{self.principal.user.id}", settings.rate_limit_chat
+        )
+        if not decision.allowed:
+            await self.error("rate_limited", "Too many messages; retry later.")
+            return
+        try:
+            self.principal.require(Role.member)
+            run = await start_run(self.state, self.principal, self.slug, request)
+        except AppError as exc:
+            code = exc.code if exc.code in _RECOVERABLE_CODES else "internal_error"
+            await self.error(code, exc.message)  # type: ignore[arg-type]
+            return
+        self.active = run
+        self.forwarder = asyncio.create_task(self.forward(run))
+
+    async def forward(self, run: Run) -> None:
+        """Stream the run's events to the client until its terminal event."""
+        try:
+            while (event := await run.next_event()) is not None:
+                if event.type in ev.TERMINAL_TYPES:
+                    # Free the slot before sending, so a message right after done is accepted.
+                    self.active = None
+                await self.send(event)
+        except Closed:
+            run.detach()
+        finally:
+            if self.active is run:
+                self.active = None
+
+    async def cleanup(self) -> None:
+        """The client is gone: leave the run to finish (or cancel it) and stop our task."""
+        run, task = self.active, self.forwarder
+        if run is not None:
+            run.detach()
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _parse(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = jsonenc.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    field_name = ".".join(str(p) for p in error.get("loc", ()))
+    return f"Invalid '{field_name}': {error.get('msg', 'invalid value')}."
+
+
+async def websocket_session(
+    websocket: WebSocket,
+    state: AppState,
+    slug: str,
+    token: str | None,
+    team_override: uuid.UUID | None,
+) -> None:
+    """The whole life of one socket. Accept first, so real clients see our close codes."""
+    await websocket.accept()
+    conn = Connection(websocket, state, slug, team_override)
+    try:
+        decision = await check(
+            state, f"ws:{client_ip(websocket)}", state.settings.rate_limit_ws_connect
+        )
+        if not decision.allowed:
+            raise Closed(CLOSE_RATE_LIMITED, "too many connections")
+        credential = token or await conn.first_message_auth()
+        try:
+            await conn.authenticate(credential)
+        except AppError as exc:
+            raise Closed(CLOSE_UNAUTHORIZED, "authentication failed") from exc
+        assert conn.principal is not None
+        await conn.send(ev.AuthOk(user_id=conn.principal.user.id, team_id=conn.principal.team_id))
+        await conn.serve()
+    except Closed as closed:
+        if closed.code is not None:
+            await conn.close(closed.code, closed.reason)
+    except Unauthorized:
+        await conn.close(CLOSE_UNAUTHORIZED)
+    finally:
+        await conn.cleanup()

@@ -1,0 +1,81 @@
+"""``/v1/teams``: the caller's teams and their members."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from agentstream.auth.deps import CurrentUser
+from agentstream.auth.schemas import TeamWithRole
+from agentstream.kit.errors import Forbidden
+from agentstream.kit.pagination import Page, PageDep
+from agentstream.models import Role
+from agentstream.state import SessionDep
+from agentstream.teams import service
+from agentstream.teams.schemas import MemberAdd, MemberPublic, TeamCreate, TeamDetail
+
+router = APIRouter(prefix="/v1/teams", tags=["teams"])
+
+
+@router.get("", response_model=Page[TeamWithRole])
+async def list_teams(user: CurrentUser, session: SessionDep, page: PageDep) -> Page[TeamWithRole]:
+    """Teams the caller belongs to."""
+    items, cursor, has_more = await service.list_teams(session, user.id, page)
+    return Page(items=items, cursor=cursor, has_more=has_more)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TeamDetail)
+async def create_team(body: TeamCreate, user: CurrentUser, session: SessionDep) -> TeamDetail:
+    """Create a team; the caller becomes its owner."""
+    team = await service.create_team(session, user, body.name)
+    await session.flush()
+    return TeamDetail(
+        id=team.id, name=team.name, slug=team.slug, role=Role.owner, created_at=team.created_at
+    )
+
+
+@router.get("/{team_id}", response_model=TeamDetail)
+async def get_team(team_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> TeamDetail:
+    """A team the caller belongs to."""
+    team, role = await service.membership_of(session, user.id, team_id)
+    return TeamDetail(
+        id=team.id, name=team.name, slug=team.slug, role=role, created_at=team.created_at
+    )
+
+
+@router.get("/{team_id}/members", response_model=Page[MemberPublic])
+async def list_members(
+    team_id: uuid.UUID, user: CurrentUser, session: SessionDep, page: PageDep
+) -> Page[MemberPublic]:
+    """Members of a team the caller belongs to."""
+    await service.membership_of(session, user.id, team_id)
+    items, cursor, has_more = await service.list_members(session, team_id, page)
+    return Page(items=items, cursor=cursor, has_more=has_more)
+
+
+async def _require_owner(session: SessionDep, user_id: uuid.UUID, team_id: uuid.UUID) -> None:
+    _, role = await service.membership_of(session, user_id, team_id)
+    if role is not Role.owner:
+        raise Forbidden("Only team owners manage members.")
+
+
+@router.post("/{team_id}/members", status_code=status.HTTP_201_CREATED, response_model=MemberPublic)
+async def add_member(
+    team_id: uuid.UUID, body: MemberAdd, user: CurrentUser, session: SessionDep
+) -> MemberPublic:
+    """Add an existing user to the team (owners only)."""
+    await _require_owner(session, user.id, team_id)
+    return await service.add_member(session, team_id, body.email, body.role)
+
+
+@router.delete("/{team_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_member(
+    team_id: uuid.UUID, user_id: uuid.UUID, user: CurrentUser, session: SessionDep
+) -> None:
+    """Remove a member (owners only; anyone may leave a team themselves)."""
+    if user_id != user.id:
+        await _require_owner(session, user.id, team_id)
+    else:
+        await service.membership_of(session, user.id, team_id)
+    await service.remove_member(session, team_id, user_id)

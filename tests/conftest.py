@@ -1,0 +1,134 @@
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL (real servers).
+
+PostgreSQL and Redis are used when reachable; locally their tests skip with the reason,
+with ``CI=true`` an unreachable server is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from agentstream.app import build_state, create_app
+from agentstream.migrations import upgrade
+from agentstream.models import Base
+from agentstream.settings import Settings
+from agentstream.state import AppState
+
+os.environ.setdefault("PYDANTIC_AI_NO_BANNER", "1")
+
+PG_ADMIN_DSN = os.environ.get(
+    "AGENTSTREAM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("AGENTSTREAM_TEST_REDIS", "redis://127.0.0.1:6379/15")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(reason: str) -> None:
+    """Skip locally, fail in CI: a real service must be there when CI runs."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true requires it)")
+    pytest.skip(reason)
+
+
+async def _pg(statement: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated scratch database per backend for the whole session."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "test.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        upgrade(url)
+        yield url
+        return
+    name = f"agentstream_test_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        unavailable(f"PostgreSQL not reachable at {PG_ADMIN_DSN}: {exc}")
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    url = f"{base}/{name}"
+    upgrade(url)
+    yield url
+    asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:
+    """Test settings: fast demo model, limits off unless a test sets them."""
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "data_dir": data_dir,
+        "jwt_secret": "test-secret-" + "x" * 32,
+        "demo_token_delay_ms": 0,
+        "rate_limit_chat": 0,
+        "rate_limit_api": 0,
+        "rate_limit_auth": 0,
+        "rate_limit_ws_connect": 0,
+        "memory_extraction": True,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    """Override in a test module (or with indirect parametrisation) to change settings."""
+    return {}
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, object]) -> Settings:
+    return make_settings(database_url, tmp_path, **settings_overrides)
+
+
+async def _truncate(state: AppState) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    async with state.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+        else:
+            for table in tables:
+                await conn.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+async def state(settings: Settings) -> AsyncIterator[AppState]:
+    """The real app state (engine, limiter, registries) over the scratch database."""
+    async with build_state(settings) as app_state:
+        try:
+            yield app_state
+        finally:
+            await app_state.extractor.drain()
+            await _truncate(app_state)
+
+
+@pytest.fixture
+def app(settings: Settings, state: AppState) -> FastAPI:
+    application = create_app(settings)
+    application.state.agentstream = state
+    return application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http

@@ -1,0 +1,69 @@
+"""A scripted model for streaming tests: pydantic-ai's FunctionModel, no network."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
+
+
+@dataclass
+class Script:
+    """What the model streams, and what it saw."""
+
+    tokens: list[str] = field(default_factory=lambda: ["Hello", " there", "!"])
+    tool_call: tuple[str, dict[str, object]] | None = None
+    fail_after: int | None = None
+    hold_after: int | None = None
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    calls: list[tuple[list[ModelMessage], AgentInfo]] = field(default_factory=list)
+    sent: int = 0
+
+    def model(self) -> FunctionModel:
+        return FunctionModel(stream_function=self._stream, model_name="scripted")
+
+    async def _stream(
+        self, messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | DeltaToolCalls]:
+        self.calls.append((messages, info))
+        last = messages[-1]
+        tool_done = isinstance(last, ModelRequest) and any(
+            isinstance(p, ToolReturnPart) for p in last.parts
+        )
+        if self.tool_call and not tool_done:
+            name, args = self.tool_call
+            yield {0: DeltaToolCall(name=name, json_args=json.dumps(args), tool_call_id="call-1")}
+            return
+        try:
+            for index, token in enumerate(self.tokens):
+                if self.fail_after is not None and index == self.fail_after:
+                    raise RuntimeError("upstream exploded")
+                if self.hold_after is not None and index == self.hold_after:
+                    self.started.set()
+                    await self.release.wait()
+                self.sent += 1
+                yield token
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+
+def parse_sse(raw: str) -> tuple[list[dict[str, object]], list[str]]:
+    """Split an SSE body into data events and comment lines, checking the framing."""
+    events: list[dict[str, object]] = []
+    comments: list[str] = []
+    assert raw.endswith("\n\n"), raw[-50:]
+    for frame in raw[:-2].split("\n\n"):
+        assert "\n" not in frame, f"multi-line frame: {frame!r}"
+        if frame.startswith(":"):
+            comments.append(frame)
+            continue
+        assert frame.startswith("data: "), frame
+        events.append(json.loads(frame[len("data: ") :]))
+    return events, comments
