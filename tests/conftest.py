@@ -23,6 +23,7 @@ from agentstream.migrations import upgrade
 from agentstream.models import Base
 from agentstream.settings import Settings
 from agentstream.state import AppState
+from tests.fakes.openai_server import FakeOpenAI
 
 os.environ.setdefault("PYDANTIC_AI_NO_BANNER", "1")
 
@@ -69,6 +70,13 @@ def database_url(
     upgrade(url)
     yield url
     asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[FakeOpenAI]:
+    """A fake OpenAI-compatible provider on 127.0.0.1 (the only thing outside the machine)."""
+    with FakeOpenAI() as fake:
+        yield fake
 
 
 def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:

@@ -11,13 +11,6 @@ from tests.fakes.openai_server import FakeOpenAI
 
 
 @pytest.fixture(scope="session")
-def upstream() -> Iterator[FakeOpenAI]:
-    """A fake OpenAI-compatible provider on 127.0.0.1 for the provider path."""
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="session")
 def server(database_url: str, upstream: FakeOpenAI) -> Iterator[ServerProcess]:
     """``agentstream serve`` on the session's scratch database (SQLite or PostgreSQL)."""
     process = ServerProcess(

@@ -12,7 +12,8 @@ from agentstream.auth.service import Principal, resolve_principal, resolve_user
 from agentstream.kit.errors import Unauthorized, ValidationFailed
 from agentstream.models import Role, User
 from agentstream.ratelimit.deps import enforce
-from agentstream.state import SessionDep, StateDep
+from agentstream.db import transaction
+from agentstream.state import StateDep
 
 _bearer = HTTPBearer(auto_error=False, description="JWT access token or API key")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
@@ -35,32 +36,34 @@ def _credential(bearer: HTTPAuthorizationCredentials | None, api_key: str | None
     return credential
 
 
+# Authentication uses its own short transaction, released before the endpoint's session
+# (or a chat run's sessions) are opened: a request never waits on the pool while holding a
+# connection, so concurrent requests cannot deadlock the pool.
+
+
 async def get_current_user(
     state: StateDep,
-    session: SessionDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> User:
     """The authenticated user, without selecting a team."""
-    return await resolve_user(
-        session, state.settings.resolved_jwt_secret, _credential(bearer, api_key)
-    )
+    credential = _credential(bearer, api_key)
+    async with transaction(state.sessions) as session:
+        return await resolve_user(session, state.settings.resolved_jwt_secret, credential)
 
 
 async def get_principal(
     state: StateDep,
-    session: SessionDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
     x_team_id: Annotated[str | None, Header(alias="X-Team-ID")] = None,
 ) -> Principal:
     """The caller, with membership re-read and the request counted toward the API limit."""
-    principal = await resolve_principal(
-        session,
-        state.settings.resolved_jwt_secret,
-        _credential(bearer, api_key),
-        parse_team_id(x_team_id),
-    )
+    credential, team_id = _credential(bearer, api_key), parse_team_id(x_team_id)
+    async with transaction(state.sessions) as session:
+        principal = await resolve_principal(
+            session, state.settings.resolved_jwt_secret, credential, team_id
+        )
     await enforce(state, f"api:{principal.team_id}", state.settings.rate_limit_api)
     return principal
 

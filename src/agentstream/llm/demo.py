@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from pydantic_ai.messages import (
     ModelMessage,
@@ -24,18 +24,31 @@ from pydantic_ai.models import Model
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
 DEMO_MODEL_NAME = "demo"
+LOAD_SKILL = "load_skill"
 _TOKENS = re.compile(r"\s*\S+")
-_REMEMBER = re.compile(r"\bremember(?: that|:)?\s+(?P<fact>.+)", re.IGNORECASE | re.DOTALL)
-_COUNT = re.compile(r"\bcount to (?P<n>\d{1,4})\b", re.IGNORECASE)
-_STORY_WORDS = (
+_CATALOGUE_ENTRY = re.compile(r"^- ([a-z0-9-]+): ", re.MULTILINE)
+_REMEMBER = re.compile(r"\bremember(?: that|:)\s*(?P<fact>\S.*)", re.IGNORECASE | re.DOTALL)
+_LONG = re.compile(r"\b(?:stor(?:y|ies)|long)", re.IGNORECASE)
+_ECHO_WORDS = 60
+_STORY = (
     "Once upon a time, in a data centre humming beside a quiet river, there lived a small "
-    "streaming server. Every day it carried words from thoughtful models to curious people, "
-    "one token at a time, never dropping a single one. When a user pressed stop, it stopped "
-    "at once, saved what had been said, and waited patiently for the next question. "
+    "streaming server.",
+    "Every day it carried words from thoughtful models to curious people, one token at a "
+    "time, and it never dropped a single one.",
+    "When a user pressed stop, it stopped at once, saved what had been said so far, and "
+    "waited patiently for the next question.",
+    "When a client vanished mid-sentence, it finished the answer anyway and kept it safe, "
+    "so nothing was lost when the client came back.",
+    "Its friends were the database, which remembered every message, and the rate limiter, "
+    "which kept the crowds polite.",
+    "At night, when the traffic slowed, it counted its tokens and dreamed of faster disks.",
 )
+
+SkillNames = Callable[[], frozenset[str]]
 
 
 def _tokens(text: str) -> list[str]:
+    """Words with their leading whitespace, so the pieces concatenate back to ``text``."""
     return _TOKENS.findall(text)
 
 
@@ -48,57 +61,98 @@ def _last_user_text(messages: list[ModelMessage]) -> str:
     return ""
 
 
-def _tool_return(messages: list[ModelMessage]) -> ToolReturnPart | None:
+def _skill_return(messages: list[ModelMessage]) -> tuple[str, str] | None:
+    """``(skill_name, tool output)`` when the last request answers a ``load_skill`` call."""
     last = messages[-1] if messages else None
-    if isinstance(last, ModelRequest):
-        for part in last.parts:
-            if isinstance(part, ToolReturnPart) and part.tool_name == "load_skill":
-                return part
+    if not isinstance(last, ModelRequest):
+        return None
+    for part in last.parts:
+        if isinstance(part, ToolReturnPart) and part.tool_name == LOAD_SKILL:
+            return _called_skill(messages, part.tool_call_id), part.model_response_str()
     return None
 
 
-def _skill_names(info: AgentInfo) -> list[str]:
-    """Skill names listed in the instructions' catalogue (``- name: description``)."""
-    return re.findall(r"^- ([a-z0-9-]+): ", info.instructions or "", re.MULTILINE)
+def _called_skill(messages: list[ModelMessage], tool_call_id: str) -> str:
+    for message in reversed(messages):
+        if isinstance(message, ModelResponse):
+            for part in message.parts:
+                if isinstance(part, ToolCallPart) and part.tool_call_id == tool_call_id:
+                    return str(part.args_as_dict().get("skill_name", ""))
+    return ""
 
 
-def _mentioned_skill(text: str, info: AgentInfo) -> str | None:
-    if not any(tool.name == "load_skill" for tool in info.function_tools):
+def _mentioned_skill(text: str, info: AgentInfo, skill_names: SkillNames | None) -> str | None:
+    """A skill of this run's catalogue that the user names, when ``load_skill`` is offered."""
+    if not any(tool.name == LOAD_SKILL for tool in info.function_tools):
         return None
+    # The instructions' catalogue lists exactly the skills this agent may use.
+    names: list[str] = _CATALOGUE_ENTRY.findall(info.instructions or "")
+    if skill_names is not None:
+        known = skill_names()
+        names = [n for n in names if n in known]
     lowered = text.lower()
-    for name in _skill_names(info):
+    for name in sorted(names, key=len, reverse=True):
         if name in lowered or name.replace("-", " ") in lowered:
             return name
     return None
 
 
-def _reply(messages: list[ModelMessage], info: AgentInfo) -> str | tuple[str, str]:
-    """The reply text, or ``(tool_name, json_args)`` for a tool call."""
-    returned = _tool_return(messages)
+def _skill_answer(name: str, content: str) -> str:
+    if not content.startswith(f"# Skill: {name}"):
+        return f"[demo model] I could not load that skill: {content}"
+    lines = [line.strip() for line in content.splitlines()[1:] if line.strip()]
+    gist = " ".join(line for line in lines if not line.startswith("#"))
+    words = gist.split()
+    summary = " ".join(words[:40]) + ("…" if len(words) > 40 else "")
+    return (
+        f"Here is how the {name} skill works: {summary} "
+        "Ask me to apply it and I will follow its instructions. (Offline demo model.)"
+    )
+
+
+def _story() -> str:
+    chapters = []
+    for number in range(1, 5):
+        sentences = _STORY[number - 1 :] + _STORY[: number - 1]
+        chapters.append(f"Chapter {number}. " + " ".join(sentences))
+    return "\n\n".join(chapters)
+
+
+def _echo(text: str) -> str:
+    words = text.split()
+    said = " ".join(words[:_ECHO_WORDS]) + (" …" if len(words) > _ECHO_WORDS else "")
+    return (
+        f"[demo model] You said: {said}\n\n"
+        "I am agentstream's offline demo model: I echo messages, remember facts, tell a "
+        "long story and load skills. To use a real model, set OPENAI_BASE_URL (and "
+        "OPENAI_API_KEY) and give the agent an `openai:<model>` model, e.g. "
+        "`openai:gpt-4o-mini`."
+    )
+
+
+def _reply(
+    messages: list[ModelMessage], info: AgentInfo, skill_names: SkillNames | None
+) -> str | DeltaToolCall:
+    """The reply text, or the tool call to make."""
+    returned = _skill_return(messages)
     if returned is not None:
-        content = str(returned.content)
-        first = next((line for line in content.splitlines()[2:] if line.strip()), content)
-        return (
-            f"I loaded the skill and here is how it works: {first.strip()} "
-            "Ask me to apply it to something and I will follow its instructions. "
-            "(Offline demo model.)"
-        )
+        return _skill_answer(*returned)
     text = _last_user_text(messages).strip()
-    skill = _mentioned_skill(text, info)
+    skill = _mentioned_skill(text, info, skill_names)
     if skill is not None:
-        return ("load_skill", json.dumps({"skill_name": skill}))
-    if match := _COUNT.search(text):
-        return " ".join(str(i) for i in range(1, min(int(match["n"]), 5000) + 1))
+        # Ids are derived from the history so two identical runs are identical.
+        turn = sum(isinstance(m, ModelResponse) for m in messages) + 1
+        return DeltaToolCall(
+            name=LOAD_SKILL,
+            json_args=json.dumps({"skill_name": skill}),
+            tool_call_id=f"demo-call-{turn}",
+        )
     if match := _REMEMBER.search(text):
         fact = match["fact"].strip().rstrip(".!")
         return f"Got it — I'll remember that {fact}."
-    if "story" in text.lower() or "long" in text.lower():
-        return (_STORY_WORDS * 6).strip()
-    return (
-        f"[demo model] You said: {text} — I am agentstream's offline demo model, so I only "
-        "echo, count, remember facts and load skills. Configure a real model with an "
-        "`openai:` model name and OPENAI_BASE_URL."
-    )
+    if _LONG.search(text):
+        return _story()
+    return _echo(text)
 
 
 def _limit(tokens: list[str], info: AgentInfo) -> list[str]:
@@ -106,30 +160,27 @@ def _limit(tokens: list[str], info: AgentInfo) -> list[str]:
     return tokens[:max_tokens] if isinstance(max_tokens, int) and max_tokens > 0 else tokens
 
 
-def build_demo_model(token_delay_ms: float) -> Model:
-    """The demo model pacing its tokens ``token_delay_ms`` apart."""
-    delay = max(0.0, token_delay_ms) / 1000
-    calls = 0
+def build_demo_model(token_delay_ms: float, skill_names: SkillNames | None = None) -> Model:
+    """The demo model, pacing its tokens ``token_delay_ms`` apart.
 
-    def _call_id() -> str:
-        nonlocal calls
-        calls += 1
-        return f"demo-call-{calls}"
+    ``skill_names`` (e.g. ``catalog.names``) restricts which catalogue entries of the
+    instructions count as skills it may load.
+    """
+    delay = max(0.0, token_delay_ms) / 1000
 
     async def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        reply = _reply(messages, info)
-        if isinstance(reply, tuple):
-            name, args = reply
-            return ModelResponse(parts=[ToolCallPart(name, args, _call_id())])
+        reply = _reply(messages, info, skill_names)
+        if isinstance(reply, DeltaToolCall):
+            call = ToolCallPart(LOAD_SKILL, reply.json_args, reply.tool_call_id or "")
+            return ModelResponse(parts=[call])
         return ModelResponse(parts=[TextPart("".join(_limit(_tokens(reply), info)))])
 
     async def stream(
         messages: list[ModelMessage], info: AgentInfo
     ) -> AsyncIterator[str | DeltaToolCalls]:
-        reply = _reply(messages, info)
-        if isinstance(reply, tuple):
-            name, args = reply
-            yield {0: DeltaToolCall(name=name, json_args=args, tool_call_id=_call_id())}
+        reply = _reply(messages, info, skill_names)
+        if isinstance(reply, DeltaToolCall):
+            yield {0: reply}
             return
         for index, token in enumerate(_limit(_tokens(reply), info)):
             if delay and index:

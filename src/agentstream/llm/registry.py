@@ -17,7 +17,11 @@ from agentstream.llm.demo import DEMO_MODEL_NAME, build_demo_model
 from agentstream.settings import Settings
 from agentstream.skills.catalog import SkillCatalog
 
-_SHAPE = re.compile(r"^[A-Za-z0-9_.-]+:[^\s]+$")
+# ``provider:name``; providers may carry a route such as ``gateway/openai``.
+_SHAPE = re.compile(r"^[a-z][a-z0-9_-]*(?:/[a-z][a-z0-9_-]*)?:\S+$", re.IGNORECASE)
+
+
+TEST_MODEL_NAME = "test"
 
 
 class ModelConfigError(Exception):
@@ -27,7 +31,7 @@ class ModelConfigError(Exception):
 def validate_model_string(model: str) -> str:
     """Accept ``demo``, ``test`` and ``provider:name``; no API key is needed to validate."""
     value = model.strip()
-    if value in (DEMO_MODEL_NAME, "test") or _SHAPE.match(value):
+    if value in (DEMO_MODEL_NAME, TEST_MODEL_NAME) or _SHAPE.match(value):
         return value
     raise ValueError(
         "model must be 'demo' or a 'provider:model' string such as 'openai:gpt-4o-mini'"
@@ -66,8 +70,8 @@ class ModelRegistry:
 
     def _build(self, model: str) -> Model:
         if model == DEMO_MODEL_NAME:
-            return build_demo_model(self._settings.demo_token_delay_ms)
-        if model == "test":
+            return build_demo_model(self._settings.demo_token_delay_ms, self._skills.names)
+        if model == TEST_MODEL_NAME:
             return TestModel()
         provider, _, name = model.partition(":")
         if provider == "openai":

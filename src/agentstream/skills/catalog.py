@@ -20,6 +20,8 @@ class SkillError(Exception):
 
 @dataclass(frozen=True)
 class Skill:
+    """One skill: its catalogue entry, its instructions and the folder holding its files."""
+
     name: str
     description: str
     body: str
@@ -27,15 +29,21 @@ class Skill:
 
 
 def _load_skill(folder: Path) -> Skill | None:
-    path = folder / "SKILL.md"
+    """The skill in ``folder``, or ``None`` (logged) when its SKILL.md is unusable."""
     try:
-        post = frontmatter.load(str(path))
-    except Exception as exc:
+        post = frontmatter.loads((folder / "SKILL.md").read_text(encoding="utf-8"))
+    except Exception as exc:  # YAML, encoding and I/O errors all mean "skip this folder"
         log.warning("skipping malformed skill %s: %s", folder, exc)
         return None
     name, description = post.metadata.get("name"), post.metadata.get("description")
-    if not isinstance(name, str) or not _NAME.match(name) or not isinstance(description, str):
-        log.warning("skipping skill %s: front matter needs a slug name and a description", folder)
+    if not isinstance(name, str) or not _NAME.match(name):
+        log.warning("skipping skill %s: front matter 'name' must be a lowercase slug", folder)
+        return None
+    if not isinstance(description, str) or not description.strip():
+        log.warning("skipping skill %s: front matter needs a 'description'", folder)
+        return None
+    if not post.content.strip():
+        log.warning("skipping skill %s: SKILL.md has no instructions", folder)
         return None
     return Skill(
         name=name, description=description.strip(), body=post.content.strip(), root=folder.resolve()
@@ -47,10 +55,17 @@ def _scan(directory: Path) -> dict[str, Skill]:
     if not directory.is_dir():
         log.warning("skills directory %s does not exist", directory)
         return skills
-    for folder in sorted(p for p in directory.iterdir() if (p / "SKILL.md").is_file()):
+    for folder in sorted(p for p in directory.iterdir() if p.is_dir()):
+        if not (folder / "SKILL.md").is_file():
+            log.warning("skipping %s: no SKILL.md", folder)
+            continue
         skill = _load_skill(folder)
-        if skill is not None:
-            skills[skill.name] = skill
+        if skill is None:
+            continue
+        if skill.name in skills:
+            log.warning("skipping %s: skill '%s' is already defined", folder, skill.name)
+            continue
+        skills[skill.name] = skill
     return skills
 
 
@@ -85,23 +100,36 @@ class SkillCatalog:
         """Relative paths of a skill's files other than SKILL.md."""
         skill = self._require(name)
         return sorted(
-            str(p.relative_to(skill.root))
+            p.relative_to(skill.root).as_posix()
             for p in skill.root.rglob("*")
-            if p.is_file() and p.name != "SKILL.md" and p.resolve().is_relative_to(skill.root)
+            if p.is_file()
+            and p.name != "SKILL.md"
+            and not any(part.startswith(".") for part in p.relative_to(skill.root).parts)
+            and p.resolve().is_relative_to(skill.root)
         )
 
     def read_file(self, name: str, relative_path: str) -> str:
         """A file of the skill; no path may leave the skill's folder."""
         skill = self._require(name)
+        outside = SkillError(f"'{relative_path}' is outside the skill '{name}'; not allowed.")
         candidate = Path(relative_path)
         if candidate.is_absolute() or ".." in candidate.parts:
-            raise SkillError(f"'{relative_path}' is outside the skill '{name}'.")
-        target = (skill.root / candidate).resolve()
+            raise outside
+        try:
+            target = (skill.root / candidate).resolve()
+        except (OSError, ValueError) as exc:  # symlink loops, NUL bytes
+            raise outside from exc
+        # Resolving follows symlinks, so a link pointing out of the folder is caught here.
         if not target.is_relative_to(skill.root):
-            raise SkillError(f"'{relative_path}' is outside the skill '{name}'.")
+            raise outside
         if not target.is_file():
             raise SkillError(f"The skill '{name}' has no file '{relative_path}'.")
-        return target.read_text(encoding="utf-8", errors="replace")
+        try:
+            return target.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise SkillError(
+                f"The file '{relative_path}' of skill '{name}' is unreadable."
+            ) from exc
 
     def _require(self, name: str) -> Skill:
         skill = self._skills.get(name)

@@ -10,8 +10,8 @@ from agentstream.skills.catalog import SkillCatalog, SkillError
 
 
 def _unknown(name: str, deps: ChatDeps) -> str:
-    available = ", ".join(sorted(deps.allowed_skills)) or "none"
-    return f"Unknown skill '{name}'. Available skills: {available}."
+    usable = sorted(n for n in deps.allowed_skills if deps.skills.get(n) is not None)
+    return f"Unknown skill '{name}'. Available skills: {', '.join(usable) or 'none'}."
 
 
 async def load_skill(ctx: RunContext[ChatDeps], skill_name: str) -> str:
