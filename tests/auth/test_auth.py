@@ -8,10 +8,10 @@ import uuid
 import httpx
 import jwt
 import pytest
-from tests.factories import add_member, create_agent, register
 
 from agentstream.auth.tokens import create_access_token
 from agentstream.settings import Settings
+from tests.factories import add_member, create_agent, register
 
 
 async def test_register_returns_user_team_and_tokens(client: httpx.AsyncClient) -> None:

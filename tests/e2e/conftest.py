@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+
 from tests.e2e.server import ServerProcess
 from tests.fakes.openai_server import FakeOpenAI
 

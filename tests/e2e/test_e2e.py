@@ -12,10 +12,11 @@ import httpx
 import pytest
 import websockets
 from httpx_sse import aconnect_sse
+from websockets.exceptions import ConnectionClosed
+
 from tests.e2e.server import ServerProcess
 from tests.factories import Account, create_agent, register
 from tests.fakes.openai_server import FakeOpenAI, Reply
-from websockets.exceptions import ConnectionClosed
 
 pytestmark = pytest.mark.e2e
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from tests.factories import Account, create_agent, register
-from tests.streaming.scripted import Script
 
 from agentstream.state import AppState
+from tests.factories import Account, create_agent, register
+from tests.streaming.scripted import Script
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
-from tests.factories import Account, create_agent, register
-from tests.streaming.scripted import Script, parse_sse
 
 from agentstream.models import Message
 from agentstream.state import AppState
+from tests.factories import Account, create_agent, register
+from tests.streaming.scripted import Script, parse_sse
 
 MakeAgent = Callable[..., Any]
 

@@ -11,14 +11,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from httpx_ws import WebSocketDisconnect
-from tests.factories import Account
-from tests.streaming.scripted import Script
-from tests.streaming.wsclient import receive_until_terminal, ws_connect
 
 from agentstream.auth.tokens import create_access_token
 from agentstream.models import Message
 from agentstream.settings import Settings
 from agentstream.state import AppState
+from tests.factories import Account
+from tests.streaming.scripted import Script
+from tests.streaming.wsclient import receive_until_terminal, ws_connect
 
 MakeAgent = Callable[..., Any]
 

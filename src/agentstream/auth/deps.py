@@ -9,10 +9,10 @@ from fastapi import Depends, Header
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from agentstream.auth.service import Principal, resolve_principal, resolve_user
+from agentstream.db import transaction
 from agentstream.kit.errors import Unauthorized, ValidationFailed
 from agentstream.models import Role, User
 from agentstream.ratelimit.deps import enforce
-from agentstream.db import transaction
 from agentstream.state import StateDep
 
 _bearer = HTTPBearer(auto_error=False, description="JWT access token or API key")
