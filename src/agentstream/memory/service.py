@@ -1,12 +1,68 @@
-"""TEMPORARY interface stub — replaced by the memory feature."""
+"""Memories: explicit CRUD and retrieval ranked by relevance, importance and recency.
+
+Visibility: same team, not deleted, the caller's own or shared (``user_id`` NULL), and for
+an agent: unscoped (``agent_id`` NULL) or that agent's. Retrieval returns only memories that
+match words of the message — unrelated memories never pad the prompt.
+"""
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Sequence
 
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agentstream.models import Memory
+from agentstream.agents.service import get_by_slug
+from agentstream.auth.service import Principal
+from agentstream.kit.errors import NotFound
+from agentstream.kit.pagination import PageParams, paginate
+from agentstream.kit.repository import scoped
+from agentstream.memory.schemas import MemoryCreate, MemoryPublic
+from agentstream.memory.search import text_matches
+from agentstream.models import Agent, Memory, Role, utcnow
+
+# Weights of the final score; relevance is normalised to [0, 1] among the candidates.
+W_RELEVANCE, W_IMPORTANCE, W_RECENCY = 0.6, 0.3, 0.1
+RECENCY_HALF_LIFE_DAYS = 30.0
+CANDIDATES = 50
+
+
+def visible_to(
+    team_id: uuid.UUID, user_id: uuid.UUID, agent_id: uuid.UUID | None = None
+) -> ColumnElement[bool]:
+    """The visibility rule, as one SQL condition."""
+    condition = and_(
+        Memory.team_id == team_id,
+        Memory.deleted_at.is_(None),
+        or_(Memory.user_id == user_id, Memory.user_id.is_(None)),
+    )
+    if agent_id is not None:
+        condition = and_(condition, or_(Memory.agent_id.is_(None), Memory.agent_id == agent_id))
+    return condition
+
+
+def _score(memory: Memory, relevance: float, best: float) -> float:
+    age_days = (utcnow() - memory.created_at).total_seconds() / 86_400
+    recency = math.exp(-math.log(2) * age_days / RECENCY_HALF_LIFE_DAYS)
+    return (
+        W_RELEVANCE * (relevance / best if best > 0 else 0.0)
+        + W_IMPORTANCE * memory.importance / 10
+        + W_RECENCY * recency
+    )
+
+
+async def rank(
+    session: AsyncSession, visible: ColumnElement[bool], query: str, limit: int
+) -> list[Memory]:
+    """Text matches re-ranked by relevance, importance and recency."""
+    candidates = await text_matches(session, visible, query, CANDIDATES)
+    if not candidates:
+        return []
+    best = max(relevance for _, relevance in candidates)
+    ranked = sorted(candidates, key=lambda c: _score(c[0], c[1], best), reverse=True)
+    return [memory for memory, _ in ranked[:limit]]
 
 
 async def retrieve(
@@ -18,5 +74,83 @@ async def retrieve(
     query: str,
     limit: int,
 ) -> list[Memory]:
-    """Memories relevant to ``query`` visible to this agent and user."""
-    return []
+    """Memories relevant to ``query`` visible to this agent and user; marks them used."""
+    memories = await rank(session, visible_to(team_id, user_id, agent_id), query, limit)
+    if memories:
+        await session.execute(
+            update(Memory)
+            .where(Memory.id.in_([m.id for m in memories]))
+            .values(last_used_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    return memories
+
+
+async def to_public(session: AsyncSession, memories: Sequence[Memory]) -> list[MemoryPublic]:
+    """Render memories with their agent's slug."""
+    agent_ids = {m.agent_id for m in memories if m.agent_id}
+    slugs: dict[uuid.UUID, str] = {}
+    if agent_ids:
+        rows = await session.execute(select(Agent.id, Agent.slug).where(Agent.id.in_(agent_ids)))
+        slugs = {row.id: row.slug for row in rows}
+    return [
+        MemoryPublic(
+            id=m.id,
+            content=m.content,
+            importance=m.importance,
+            agent=slugs.get(m.agent_id) if m.agent_id else None,
+            shared=m.user_id is None,
+            created_at=m.created_at,
+            last_used_at=m.last_used_at,
+        )
+        for m in memories
+    ]
+
+
+async def create(session: AsyncSession, principal: Principal, body: MemoryCreate) -> Memory:
+    """A private memory of the caller, or (admins) a team-wide one; optionally for one agent."""
+    principal.require(Role.admin if body.shared else Role.member)
+    agent = await get_by_slug(session, principal.team_id, body.agent) if body.agent else None
+    memory = Memory(
+        id=uuid.uuid4(),
+        team_id=principal.team_id,
+        agent_id=agent.id if agent else None,
+        user_id=None if body.shared else principal.user.id,
+        content=body.content,
+        importance=body.importance,
+    )
+    session.add(memory)
+    await session.flush()
+    return memory
+
+
+async def list_memories(
+    session: AsyncSession,
+    principal: Principal,
+    params: PageParams,
+    *,
+    query: str | None,
+    agent_slug: str | None,
+) -> tuple[list[Memory], str | None, bool]:
+    """The caller's visible memories: newest first, or ranked when ``q`` is given."""
+    agent_id = (
+        (await get_by_slug(session, principal.team_id, agent_slug)).id if agent_slug else None
+    )
+    visible = visible_to(principal.team_id, principal.user.id, agent_id)
+    if query:
+        return await rank(session, visible, query, params.limit), None, False
+    rows, cursor, has_more = await paginate(session, select(Memory).where(visible), Memory, params)
+    return list(rows), cursor, has_more
+
+
+async def delete(session: AsyncSession, principal: Principal, memory_id: uuid.UUID) -> None:
+    """Soft-delete a visible memory (shared ones need an admin)."""
+    memory = await session.scalar(
+        scoped(Memory, principal.team_id, Memory.id == memory_id).where(
+            visible_to(principal.team_id, principal.user.id)
+        )
+    )
+    if memory is None:
+        raise NotFound("memory")
+    principal.require(Role.admin if memory.user_id is None else Role.member)
+    memory.deleted_at = utcnow()

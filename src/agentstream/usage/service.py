@@ -1,12 +1,16 @@
-"""TEMPORARY interface stub — replaced by the usage feature."""
+"""Usage: one row per run, and team totals over a date range."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agentstream.models import MessageStatus, UsageLog
+from agentstream.models import Agent, MessageStatus, UsageLog
+from agentstream.usage.schemas import AgentTotals, ModelTotals, Totals, UsageReport
 
 
 async def record_usage(
@@ -22,7 +26,7 @@ async def record_usage(
     duration_ms: int,
     status: MessageStatus,
 ) -> None:
-    """Add the usage row of one run."""
+    """Add the usage row of one run (the caller's transaction commits it)."""
     session.add(
         UsageLog(
             team_id=team_id,
@@ -35,4 +39,52 @@ async def record_usage(
             duration_ms=duration_ms,
             status=status,
         )
+    )
+
+
+def _totals(row: Any) -> dict[str, int]:
+    input_tokens, output_tokens = int(row.input_tokens or 0), int(row.output_tokens or 0)
+    return {
+        "runs": int(row.runs or 0),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+async def report(
+    session: AsyncSession, team_id: uuid.UUID, start: datetime, end: datetime
+) -> UsageReport:
+    """Totals for the team between ``start`` and ``end``, overall, by agent and by model."""
+    sums = (
+        func.count(UsageLog.id).label("runs"),
+        func.sum(UsageLog.input_tokens).label("input_tokens"),
+        func.sum(UsageLog.output_tokens).label("output_tokens"),
+    )
+    window = (
+        UsageLog.team_id == team_id,
+        UsageLog.created_at >= start,
+        UsageLog.created_at < end,
+    )
+    total = (await session.execute(select(*sums).where(*window))).one()
+    by_agent = await session.execute(
+        select(Agent.slug, *sums)
+        .select_from(UsageLog)
+        .outerjoin(Agent, Agent.id == UsageLog.agent_id)
+        .where(*window)
+        .group_by(Agent.slug)
+        .order_by(Agent.slug)
+    )
+    by_model = await session.execute(
+        select(UsageLog.model, *sums)
+        .where(*window)
+        .group_by(UsageLog.model)
+        .order_by(UsageLog.model)
+    )
+    return UsageReport(
+        start=start,
+        end=end,
+        total=Totals(**_totals(total)),
+        by_agent=[AgentTotals(agent=row.slug, **_totals(row)) for row in by_agent],
+        by_model=[ModelTotals(model=row.model, **_totals(row)) for row in by_model],
     )

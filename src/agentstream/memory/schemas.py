@@ -1,0 +1,34 @@
+"""Memory bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from agentstream.kit.schemas import Input
+
+
+class MemoryCreate(Input):
+    content: str = Field(min_length=1, max_length=2000)
+    agent: str | None = Field(default=None, min_length=1, max_length=64)
+    importance: int = Field(default=5, ge=1, le=10)
+    shared: bool = False
+
+
+class MemoryPublic(BaseModel):
+    id: uuid.UUID
+    content: str
+    importance: int
+    agent: str | None
+    shared: bool
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class ExtractedFact(BaseModel):
+    """One durable fact an extraction model found in a turn."""
+
+    content: str = Field(min_length=1, max_length=500)
+    importance: int = Field(default=5, ge=1, le=10)
