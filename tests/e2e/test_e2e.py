@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
 import uuid
 from typing import Any
@@ -236,3 +238,34 @@ async def test_upstream_failure_mid_stream_then_server_keeps_serving(
     assert again.status_code == 200
     assert again.json()["response"] == "recovered"
     assert (await http.get("/health")).status_code == 200
+
+
+async def test_cli_chat_streams_a_reply_and_shows_tool_calls(
+    server: ServerProcess, http: httpx.AsyncClient
+) -> None:
+    owner = await register(http)
+    await create_agent(http, owner, "cli")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agentstream",
+        "chat",
+        "cli",
+        "--url",
+        server.url,
+        "--email",
+        owner.email,
+        "--password",
+        owner.password,
+        "-m",
+        "What does the code-review skill do?",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    text = output.decode()
+    assert process.returncode == 0, text
+    assert "→ load_skill" in text
+    assert "code-review" in text
+    assert "Here is how the code-review skill works" in text

@@ -22,7 +22,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -96,7 +96,7 @@ class _Aborted(Exception):
 class _StreamResponse(Response):
     """SSE body that stops as soon as the client disconnects (listening for it concurrently)."""
 
-    def __init__(self, body: AsyncIterator[bytes]) -> None:
+    def __init__(self, body: AsyncGenerator[bytes]) -> None:
         # Not calling Response.__init__: it would add ``Content-Length: 0``.
         self.status_code = 200
         self.background = None
@@ -303,7 +303,7 @@ async def _stream(
     tool_call: ToolCall | None,
     record: StreamRecord,
     include_usage: bool,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes]:
     frames = _Frames(model)
     try:
         yield frames.chunk({"role": "assistant", "content": ""})

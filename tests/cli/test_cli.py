@@ -1,0 +1,48 @@
+"""The agentstream command: help, migrate, create-user, create-agent."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agentstream.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("command", ["serve", "migrate", "create-user", "create-agent", "chat"])
+def test_every_command_has_help(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_cli_still_launches() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("serve", "migrate", "create-user", "create-agent", "chat"):
+        assert command in result.output
+
+
+def test_migrate_create_user_and_agent(database_url: str, tmp_path: Path) -> None:
+    env = {"AGENTSTREAM_DATABASE_URL": database_url, "AGENTSTREAM_DATA_DIR": str(tmp_path)}
+    assert runner.invoke(app, ["migrate"], env=env).exit_code == 0
+    email = f"cli-{uuid.uuid4().hex[:8]}@example.com"
+    created = runner.invoke(
+        app, ["create-user", "--email", email, "--password", "long-enough-pw"], env=env
+    )
+    assert created.exit_code == 0, created.output
+    assert f"Created user {email}" in created.output
+    agent = runner.invoke(
+        app, ["create-agent", "--email", email, "--slug", "cli-bot", "--model", "demo"], env=env
+    )
+    assert agent.exit_code == 0, agent.output
+    assert "Created agent 'cli-bot'" in agent.output
+    duplicate = runner.invoke(app, ["create-agent", "--email", email, "--slug", "cli-bot"], env=env)
+    assert duplicate.exit_code == 1
+    bad_slug = runner.invoke(app, ["create-agent", "--email", email, "--slug", "Bad Slug"], env=env)
+    assert bad_slug.exit_code == 1
+    assert "Could not create the agent" in bad_slug.output
