@@ -85,18 +85,18 @@ async def create(
 async def update(
     session: AsyncSession, agent: Agent, body: AgentUpdate, catalog: SkillCatalog
 ) -> Agent:
-    """Apply the fields present in the request."""
+    """Apply the fields present in the request (``skills: null`` means every skill)."""
     changes = body.model_dump(exclude_unset=True)
+    for name in ("name", "instructions", "model"):
+        if changes.get(name) is not None:
+            setattr(agent, name, changes[name])
     if "skills" in changes:
         _check_skills(body.skills, catalog)
-    if changes.get("settings") is not None and body.settings is not None:
-        changes["settings"] = body.settings.model_dump(exclude_none=True)
-    for field, value in changes.items():
-        if field == "status" and value is not None:
-            value = AgentStatus(value)
-        if value is None and field not in {"skills"}:
-            continue
-        setattr(agent, field, value)
+        agent.skills = body.skills
+    if body.status is not None:
+        agent.status = AgentStatus(body.status)
+    if body.settings is not None:
+        agent.settings = body.settings.model_dump(exclude_none=True)
     await session.flush()
     return agent
 

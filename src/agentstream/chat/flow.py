@@ -29,6 +29,7 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.toolsets import AbstractToolset
+from sqlalchemy import update
 
 from agentstream.agents.service import allowed_skills, get_by_slug
 from agentstream.auth.service import Principal
@@ -293,12 +294,17 @@ async def _finalize(
     usage = progress.usage(run.model)
     tool_calls = list(progress.tool_calls.values())
     async with transaction(state.sessions) as session:
-        message = await session.get(Message, run.message_id)
-        if message is not None:
-            message.content = "".join(progress.text)
-            message.status = status
-            message.tool_calls = tool_calls
-            message.usage = usage.model_dump()
+        # One UPDATE of the row written by prepare(); no need to load it first.
+        await session.execute(
+            update(Message)
+            .where(Message.id == run.message_id)
+            .values(
+                content="".join(progress.text),
+                status=status,
+                tool_calls=tool_calls,
+                usage=usage.model_dump(),
+            )
+        )
         await record_usage(
             session,
             team_id=run.team_id,

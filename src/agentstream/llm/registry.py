@@ -17,11 +17,9 @@ from agentstream.llm.demo import DEMO_MODEL_NAME, build_demo_model
 from agentstream.settings import Settings
 from agentstream.skills.catalog import SkillCatalog
 
+TEST_MODEL_NAME = "test"
 # ``provider:name``; providers may carry a route such as ``gateway/openai``.
 _SHAPE = re.compile(r"^[a-z][a-z0-9_-]*(?:/[a-z][a-z0-9_-]*)?:\S+$", re.IGNORECASE)
-
-
-TEST_MODEL_NAME = "test"
 
 
 class ModelConfigError(Exception):

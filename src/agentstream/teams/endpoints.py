@@ -8,7 +8,6 @@ from fastapi import APIRouter, status
 
 from agentstream.auth.deps import CurrentUser
 from agentstream.auth.schemas import TeamWithRole
-from agentstream.kit.errors import Forbidden
 from agentstream.kit.pagination import Page, PageDep
 from agentstream.models import Role
 from agentstream.state import SessionDep
@@ -54,18 +53,12 @@ async def list_members(
     return Page(items=items, cursor=cursor, has_more=has_more)
 
 
-async def _require_owner(session: SessionDep, user_id: uuid.UUID, team_id: uuid.UUID) -> None:
-    _, role = await service.membership_of(session, user_id, team_id)
-    if role is not Role.owner:
-        raise Forbidden("Only team owners manage members.")
-
-
 @router.post("/{team_id}/members", status_code=status.HTTP_201_CREATED, response_model=MemberPublic)
 async def add_member(
     team_id: uuid.UUID, body: MemberAdd, user: CurrentUser, session: SessionDep
 ) -> MemberPublic:
     """Add an existing user to the team (owners only)."""
-    await _require_owner(session, user.id, team_id)
+    await service.require_role(session, user.id, team_id, Role.owner)
     return await service.add_member(session, team_id, body.email, body.role)
 
 
@@ -74,8 +67,7 @@ async def remove_member(
     team_id: uuid.UUID, user_id: uuid.UUID, user: CurrentUser, session: SessionDep
 ) -> None:
     """Remove a member (owners only; anyone may leave a team themselves)."""
-    if user_id != user.id:
-        await _require_owner(session, user.id, team_id)
-    else:
-        await service.membership_of(session, user.id, team_id)
+    await service.require_role(
+        session, user.id, team_id, Role.viewer if user_id == user.id else Role.owner
+    )
     await service.remove_member(session, team_id, user_id)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentstream.auth.schemas import TeamWithRole
 from agentstream.auth.service import create_team as _create_team
-from agentstream.kit.errors import Conflict, NotFound
+from agentstream.kit.errors import Conflict, Forbidden, NotFound
 from agentstream.kit.pagination import PageParams, paginate
 from agentstream.models import Membership, Role, Team, User
 from agentstream.teams.schemas import MemberPublic
@@ -30,6 +30,16 @@ async def membership_of(
         raise NotFound("team")
     team, role = row
     return team, role
+
+
+async def require_role(
+    session: AsyncSession, user_id: uuid.UUID, team_id: uuid.UUID, role: Role
+) -> Team:
+    """The team, if the user is a member with at least ``role`` (non-members: 404)."""
+    team, actual = await membership_of(session, user_id, team_id)
+    if actual.rank < role.rank:
+        raise Forbidden(f"This needs the {role.value} role in the team.")
+    return team
 
 
 async def create_team(session: AsyncSession, user: User, name: str) -> Team:

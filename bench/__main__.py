@@ -1,0 +1,182 @@
+"""``make bench``: agentstream against a bare Starlette reference, in the same run.
+
+Prints a table and writes docs/benchmarks.md. ``--full`` runs the full profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import redis
+
+from bench import scenarios as sc
+from bench.procs import Server
+from bench.profile import profile_requests
+from bench.pydantic_floor import measure
+from bench.report import write_report
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = os.environ.get("AGENTSTREAM_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("AGENTSTREAM_BENCH_REDIS", "redis://127.0.0.1:6379/14")
+
+
+def _pg(statement: str) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(PG_ADMIN, timeout=5)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def _postgres_and_redis() -> tuple[str, str] | None:
+    """A scratch PostgreSQL database and Redis URL, when both are reachable."""
+    name = f"agentstream_bench_{uuid.uuid4().hex[:10]}"
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+        _pg(f'CREATE DATABASE "{name}"')
+    except Exception as exc:
+        print(f"PostgreSQL + Redis not reachable ({exc}); skipping that configuration")
+        return None
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{name}", name
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _run_agentstream(
+    label: str, env: dict[str, str], profile: sc.Profile, results: dict[str, Any], cancel_model: str
+) -> None:
+    fast = sc.agentstream_server(f"agentstream-{label}", 0, env)
+    remote = {"slug": "remote", "name": "Remote", "model": cancel_model}
+    fast.start("/health")
+    try:
+        tokens = sc.prepare_agentstream(fast, 10, remote)
+        target = sc.agentstream_target(fast, tokens)
+        _log(f"[{label}] overhead")
+        results[f"overhead:{label}"] = sc.overhead(target, profile)
+        for transport in ("sse", "ws"):
+            for clients in profile.concurrency:
+                _log(f"[{label}] throughput {transport} x{clients}")
+                results[f"throughput:{transport}:{clients}:{label}"] = sc.throughput(
+                    target, profile, transport, clients
+                )
+        for connections in profile.idle:
+            _log(f"[{label}] idle websockets x{connections}")
+            results[f"idle:{connections}:{label}"] = sc.idle_ws(target, connections)
+    finally:
+        fast.stop()
+    paced = sc.agentstream_server(f"agentstream-{label}-20ms", 20, env)
+    paced.start("/health")
+    try:
+        target = sc.agentstream_target(paced, sc.prepare_agentstream(paced, 10))
+        for streams in profile.held:
+            _log(f"[{label}] held streams x{streams}")
+            results[f"held:{streams}:{label}"] = sc.held(target, streams)
+    finally:
+        paced.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--full", action="store_true", help="the full (slow) profile")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    profile = sc.Profile.full() if args.full else sc.Profile()
+    results: dict[str, Any] = {"machine": sc.machine(), "profile": profile.__dict__}
+    work = Path(os.environ.get("AGENTSTREAM_BENCH_DIR", ROOT / "bench" / "results"))
+    work.mkdir(parents=True, exist_ok=True)
+
+    upstream = Server("upstream", [sys.executable, "-m", "bench.upstream", "--port", "{port}"])
+    upstream.start("/_closes")
+    try:
+        # The reference first, at zero delay, then paced at 20 ms per token.
+        ref = sc.reference_server(0)
+        ref.start("/stream")
+        try:
+            target = sc.reference_target(ref)
+            _log("[reference] overhead")
+            results["overhead:reference"] = sc.overhead(target, profile)
+            for transport in ("sse", "ws"):
+                for clients in profile.concurrency:
+                    _log(f"[reference] throughput {transport} x{clients}")
+                    results[f"throughput:{transport}:{clients}:reference"] = sc.throughput(
+                        target, profile, transport, clients
+                    )
+            for connections in profile.idle:
+                _log(f"[reference] idle websockets x{connections}")
+                results[f"idle:{connections}:reference"] = sc.idle_ws(target, connections)
+        finally:
+            ref.stop()
+        ref = sc.reference_server(20)
+        ref.start("/stream")
+        try:
+            target = sc.reference_target(ref)
+            for streams in profile.held:
+                _log(f"[reference] held streams x{streams}")
+                results[f"held:{streams}:reference"] = sc.held(target, streams)
+            _log("[reference] cancel")
+            results["cancel:reference"] = sc.cancel(target, profile, None)
+        finally:
+            ref.stop()
+
+        common = {"OPENAI_BASE_URL": upstream.url + "/v1", "OPENAI_API_KEY": "bench"}
+        data = work / f"sqlite-{uuid.uuid4().hex[:6]}"
+        sqlite_env = {
+            **common,
+            "AGENTSTREAM_DATA_DIR": str(data),
+            "AGENTSTREAM_DATABASE_URL": f"sqlite+aiosqlite:///{data / 'bench.db'}",
+        }
+        _run_agentstream("sqlite", sqlite_env, profile, results, "openai:bench-cancel")
+        server = sc.agentstream_server("agentstream-cancel", 0, sqlite_env)
+        server.start("/health")
+        try:
+            tokens = sc.prepare_agentstream(
+                server, 1, {"slug": "remote", "name": "Remote", "model": "openai:bench-cancel"}
+            )
+            target = sc.Target(server, sc.ADVANCED, "/v1/agents/remote/ws", tokens)
+            _log("[sqlite] cancel")
+            results["cancel:sqlite"] = sc.cancel(target, profile, upstream)
+        finally:
+            server.stop()
+
+        pg = _postgres_and_redis()
+        if pg is not None:
+            url, name = pg
+            pg_env = {
+                **common,
+                "AGENTSTREAM_DATA_DIR": str(work / "pg"),
+                "AGENTSTREAM_DATABASE_URL": url,
+                "AGENTSTREAM_REDIS_URL": REDIS_URL,
+            }
+            try:
+                _run_agentstream("postgres", pg_env, profile, results, "openai:bench-cancel")
+            finally:
+                _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        upstream.stop()
+
+    _log("[floor] pydantic-ai alone")
+    results["pydantic_floor_s"] = asyncio.run(measure())
+    _log("[profile] one request, in process")
+    results["profile_split"] = profile_requests(20, work)
+    (work / "results.json").write_text(json.dumps(results, indent=2))
+    table = write_report(results, args.out, work / "profile.txt", full=args.full)
+    print(table)
+    print(f"\nwrote {args.out.relative_to(ROOT)} and {work.relative_to(ROOT)}/results.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""A lean load-generating client: raw HTTP/1.1 over asyncio streams for SSE, ``websockets``
+for WebSocket — so the generator, not the server, is never the bottleneck."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+
+@dataclass
+class StreamResult:
+    ok: bool
+    first_event_s: float  # from sending the request to the first data frame
+    done_s: float  # from sending the request to the terminal event
+    events: int
+    status: str = ""
+
+
+async def _read_headers(reader: asyncio.StreamReader) -> int:
+    status_line = await reader.readline()
+    status = int(status_line.split()[1])
+    while (await reader.readline()) not in (b"\r\n", b""):
+        pass
+    return status
+
+
+async def sse_stream(
+    url: str, path: str, body: dict[str, object], token: str | None
+) -> StreamResult:
+    """POST ``body`` and read the SSE response until ``done``/``error``."""
+    parts = urlsplit(url)
+    payload = json.dumps(body).encode()
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{auth}"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + payload
+    start = time.perf_counter()
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        writer.write(request)
+        status = await _read_headers(reader)
+        if status != 200:
+            return StreamResult(False, 0.0, time.perf_counter() - start, 0, f"http {status}")
+        first = 0.0
+        events = 0
+        buffer = b""
+        while True:
+            # Chunked transfer encoding: size line, data, CRLF.
+            size_line = await reader.readline()
+            if not size_line:
+                break
+            size = int(size_line.strip() or b"0", 16)
+            if size == 0:
+                break
+            chunk = await reader.readexactly(size + 2)
+            buffer += chunk[:-2]
+            while b"\n\n" in buffer:
+                frame, buffer = buffer.split(b"\n\n", 1)
+                if not frame.startswith(b"data: "):
+                    continue
+                events += 1
+                if not first:
+                    first = time.perf_counter() - start
+                if b'"type":"done"' in frame or b'"type":"error"' in frame:
+                    ok = b'"type":"done"' in frame
+                    return StreamResult(ok, first, time.perf_counter() - start, events)
+        return StreamResult(False, first, time.perf_counter() - start, events, "cut")
+    finally:
+        writer.close()

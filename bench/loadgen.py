@@ -1,0 +1,154 @@
+"""The load generator, run in its own process: ``python -m bench.loadgen '<job json>'``.
+
+Prints one JSON object with the measurements and its own CPU time, so a reader can tell
+whether the generator was the bottleneck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+import websockets
+
+from bench.client import StreamResult, sse_stream
+
+
+def _raise_fd_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _summary(results: list[StreamResult]) -> dict[str, Any]:
+    return {
+        "ok": sum(r.ok for r in results),
+        "failed": sum(not r.ok for r in results),
+        "events": sum(r.events for r in results),
+        "first_event_s": [r.first_event_s for r in results if r.ok],
+        "done_s": [r.done_s for r in results if r.ok],
+        "errors": sorted({r.status for r in results if not r.ok})[:5],
+    }
+
+
+async def sequential(job: dict[str, Any]) -> dict[str, Any]:
+    results = [
+        await sse_stream(job["url"], job["path"], job["body"], job["tokens"][0])
+        for _ in range(job["requests"])
+    ]
+    return _summary(results)
+
+
+async def throughput(job: dict[str, Any]) -> dict[str, Any]:
+    deadline = time.perf_counter() + job["duration_s"]
+    results: list[StreamResult] = []
+
+    async def sse_worker(index: int) -> None:
+        token = job["tokens"][index % len(job["tokens"])]
+        while time.perf_counter() < deadline:
+            results.append(await sse_stream(job["url"], job["path"], job["body"], token))
+
+    async def ws_worker(index: int) -> None:
+        token = job["tokens"][index % len(job["tokens"])]
+        query = f"?token={token}" if token else ""
+        async with websockets.connect(job["ws_url"] + query, compression=None) as ws:
+            await ws.recv()
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                await ws.send(json.dumps({"type": "message", "content": "hello"}))
+                first, events = 0.0, 0
+                while True:
+                    frame = await ws.recv()
+                    events += 1
+                    first = first or time.perf_counter() - start
+                    if '"type":"done"' in frame or '"type":"error"' in frame:
+                        ok = '"type":"done"' in frame
+                        results.append(StreamResult(ok, first, time.perf_counter() - start, events))
+                        break
+
+    worker = ws_worker if job["transport"] == "ws" else sse_worker
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(job["concurrency"])))
+    elapsed = time.perf_counter() - start
+    summary = _summary(results)
+    summary["elapsed_s"] = elapsed
+    return summary
+
+
+async def held(job: dict[str, Any]) -> dict[str, Any]:
+    tokens = job["tokens"]
+    start = time.perf_counter()
+    results = await asyncio.gather(
+        *(
+            sse_stream(job["url"], job["path"], job["body"], tokens[i % len(tokens)])
+            for i in range(job["streams"])
+        ),
+        return_exceptions=True,
+    )
+    ok = [r for r in results if isinstance(r, StreamResult)]
+    summary = _summary(ok)
+    summary["failed"] += sum(not isinstance(r, StreamResult) for r in results)
+    summary["elapsed_s"] = time.perf_counter() - start
+    return summary
+
+
+async def idle_ws(job: dict[str, Any]) -> dict[str, Any]:
+    tokens = job["tokens"]
+    sockets = []
+    for i in range(job["connections"]):
+        token = tokens[i % len(tokens)]
+        query = f"?token={token}" if token else ""
+        ws = await websockets.connect(job["ws_url"] + query, compression=None, ping_interval=None)
+        await ws.recv()  # auth_ok: the connection is fully established
+        sockets.append(ws)
+    print(json.dumps({"ready": len(sockets)}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    return {"opened": len(sockets)}
+
+
+async def cancel(job: dict[str, Any]) -> dict[str, Any]:
+    """Start a reply, cancel after a few deltas; time to ``done`` and the cancel instants."""
+    to_done: list[float] = []
+    cancelled_at: list[float] = []
+    token = job["tokens"][0]
+    query = f"?token={token}" if token else ""
+    async with websockets.connect(job["ws_url"] + query, compression=None) as ws:
+        await ws.recv()
+        for _ in range(job["iterations"]):
+            await ws.send(json.dumps({"type": "message", "content": job.get("content", "go")}))
+            deltas = 0
+            while deltas < 3:
+                deltas += '"text_delta"' in await ws.recv()
+            start, instant = time.perf_counter(), time.monotonic()
+            await ws.send(json.dumps({"type": "cancel"}))
+            while '"type":"done"' not in (frame := await ws.recv()):
+                assert '"type":"error"' not in frame, frame
+            to_done.append(time.perf_counter() - start)
+            cancelled_at.append(instant)
+    return {"to_done_s": to_done, "cancelled_at": cancelled_at}
+
+
+JOBS = {
+    "sequential": sequential,
+    "throughput": throughput,
+    "held": held,
+    "idle_ws": idle_ws,
+    "cancel": cancel,
+}
+
+
+def main() -> None:
+    _raise_fd_limit()
+    job = json.loads(sys.argv[1])
+    started = time.process_time()
+    result = asyncio.run(JOBS[job["kind"]](job))
+    result["loadgen_cpu_s"] = time.process_time() - started
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""The benchmark scenarios, each measured on agentstream and on the reference."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bench.procs import IdleSockets, Server, run_loadgen
+
+ADVANCED = "/v1/agents/bench/chat/stream/advanced"
+BODY = {"message": "tell me a long story"}
+
+
+@dataclass
+class Profile:
+    """Sizes of one run: quick by default, full with ``--full``."""
+
+    sequential: int = 60
+    throughput_s: float = 5.0
+    concurrency: tuple[int, ...] = (10, 100)
+    held: tuple[int, ...] = (100, 500)
+    idle: tuple[int, ...] = (1000,)
+    cancels: int = 20
+
+    @classmethod
+    def full(cls) -> Profile:
+        return cls(
+            sequential=300,
+            throughput_s=15.0,
+            held=(100, 500, 1000),
+            idle=(1000, 5000),
+            cancels=100,
+        )
+
+
+@dataclass
+class Target:
+    """A server under test plus what a client needs to talk to it."""
+
+    server: Server
+    sse_path: str
+    ws_path: str
+    tokens: list[str | None] = field(default_factory=lambda: [None])
+    health: str = "/health"
+
+    def job(self, kind: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "kind": kind,
+            "url": self.server.url,
+            "path": self.sse_path,
+            "ws_url": self.server.ws_base + self.ws_path,
+            "body": BODY,
+            "tokens": self.tokens,
+            **extra,
+        }
+
+
+def agentstream_server(name: str, delay_ms: float, env: dict[str, str]) -> Server:
+    return Server(
+        name,
+        [sys.executable, "-m", "agentstream", "serve", "--port", "{port}"],
+        {
+            "AGENTSTREAM_DEMO_TOKEN_DELAY_MS": str(delay_ms),
+            "AGENTSTREAM_RATE_LIMIT_CHAT": "0",
+            "AGENTSTREAM_RATE_LIMIT_API": "0",
+            "AGENTSTREAM_RATE_LIMIT_AUTH": "0",
+            "AGENTSTREAM_RATE_LIMIT_WS_CONNECT": "0",
+            "AGENTSTREAM_DATABASE_POOL_SIZE": "5",
+            "AGENTSTREAM_LOG_LEVEL": "WARNING",
+            "AGENTSTREAM_JWT_SECRET": "bench-" + "k" * 32,
+            "PYDANTIC_AI_NO_BANNER": "1",
+            **env,
+        },
+    )
+
+
+def reference_server(delay_ms: float) -> Server:
+    return Server(
+        "reference",
+        [sys.executable, "-m", "bench.reference", "--port", "{port}", "--delay-ms", str(delay_ms)],
+    )
+
+
+def prepare_agentstream(
+    server: Server, accounts: int, extra_agent: dict[str, Any] | None = None
+) -> list[str | None]:
+    """Register ``accounts`` users (one team each) with a 100-token demo agent; their tokens."""
+    tokens: list[str | None] = []
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        for _ in range(accounts):
+            email = f"bench-{uuid.uuid4().hex[:10]}@example.com"
+            reg = http.post("/v1/auth/register", json={"email": email, "password": "bench-pass"})
+            token = reg.json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            agent = {
+                "slug": "bench",
+                "name": "Bench",
+                "model": "demo",
+                "settings": {"max_tokens": 100},
+            }
+            http.post("/v1/agents", json=agent, headers=headers).raise_for_status()
+            if extra_agent:
+                http.post("/v1/agents", json=extra_agent, headers=headers).raise_for_status()
+            tokens.append(token)
+    return tokens
+
+
+def agentstream_target(server: Server, tokens: list[str | None]) -> Target:
+    return Target(server, ADVANCED, "/v1/agents/bench/ws", tokens)
+
+
+def reference_target(server: Server) -> Target:
+    return Target(server, "/stream", "/ws", health="/stream")
+
+
+# ----------------------------------------------------------------------------- scenarios
+def overhead(target: Target, profile: Profile) -> dict[str, Any]:
+    run_loadgen(target.job("sequential", requests=5))  # warm up lazy imports and caches
+    return run_loadgen(target.job("sequential", requests=profile.sequential))
+
+
+def throughput(
+    target: Target, profile: Profile, transport: str, concurrency: int
+) -> dict[str, Any]:
+    before = target.server.cpu_s()
+    result = run_loadgen(
+        target.job(
+            "throughput",
+            transport=transport,
+            concurrency=concurrency,
+            duration_s=profile.throughput_s,
+        )
+    )
+    result["server_cpu_s"] = target.server.cpu_s() - before
+    result["events_per_s"] = result["events"] / result["elapsed_s"]
+    result["streams_per_s"] = result["ok"] / result["elapsed_s"]
+    return result
+
+
+def held(target: Target, streams: int) -> dict[str, Any]:
+    before_cpu, before_rss = target.server.cpu_s(), target.server.rss_mb()
+    result = run_loadgen(target.job("held", streams=streams), timeout_s=900)
+    result["server_cpu_s"] = target.server.cpu_s() - before_cpu
+    result["server_rss_mb"] = target.server.rss_mb()
+    result["server_rss_growth_mb"] = result["server_rss_mb"] - before_rss
+    return result
+
+
+def idle_ws(target: Target, connections: int) -> dict[str, Any]:
+    before = target.server.rss_mb()
+    sockets = IdleSockets(target.job("idle_ws", connections=connections))
+    try:
+        opened = sockets.wait_ready()
+        after = target.server.rss_mb()
+    finally:
+        sockets.close()
+    return {
+        "opened": opened,
+        "rss_before_mb": before,
+        "rss_after_mb": after,
+        "kib_per_connection": (after - before) * 1024 / max(opened, 1),
+    }
+
+
+def cancel(target: Target, profile: Profile, upstream: Server | None) -> dict[str, Any]:
+    result = run_loadgen(target.job("cancel", iterations=profile.cancels, content="stream please"))
+    if upstream is not None:
+        closes = httpx.get(upstream.url + "/_closes", timeout=10).json()
+        # Pair each cancel with the first upstream close after it.
+        upstream_s = []
+        for instant in result["cancelled_at"]:
+            later = [c for c in closes if c >= instant]
+            if later:
+                upstream_s.append(min(later) - instant)
+        result["to_upstream_closed_s"] = upstream_s
+    return result
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")), cpu
+            )
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "python": sys.version.split()[0],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }

@@ -1,0 +1,107 @@
+"""Keep-alives, persisted tool calls, model settings, and token expiry on a live socket."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+from pydantic_ai.messages import ModelMessage
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from agentstream.settings import Settings
+from agentstream.state import AppState
+from tests.factories import Account, create_agent
+from tests.streaming.scripted import Script, parse_sse
+from tests.streaming.test_websocket import expect_close
+from tests.streaming.wsclient import ws_connect
+
+MakeAgent = Callable[..., Any]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"sse_keepalive_s": 0.02}])
+async def test_silent_stream_gets_keepalive_comments(
+    client: httpx.AsyncClient, owner: Account, state: AppState
+) -> None:
+    async def slow(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        yield "thinking"
+        await asyncio.sleep(0.2)  # a slow model: the stream is silent for 10 keep-alive periods
+        yield " done"
+
+    state.models.register("slow:model", FunctionModel(stream_function=slow))
+    await create_agent(client, owner, "slow", model="slow:model")
+    response = await client.post(
+        "/v1/agents/slow/chat/stream", json={"message": "hi"}, headers=owner.headers
+    )
+    events, comments = parse_sse(response.text)
+    assert comments
+    assert set(comments) == {": ping"}
+    assert "".join(e["content"] for e in events if e["type"] == "text_delta") == "thinking done"  # type: ignore[misc]
+
+
+async def test_tool_calls_and_results_are_persisted_on_the_assistant_message(
+    client: httpx.AsyncClient, owner: Account, scripted_agent: MakeAgent
+) -> None:
+    skills = (await client.get("/v1/skills", headers=owner.headers)).json()["items"]
+    name = skills[0]["name"]
+    slug = await scripted_agent(Script(tool_call=("load_skill", {"skill_name": name})))
+    chat = await client.post(
+        f"/v1/agents/{slug}/chat", json={"message": "x"}, headers=owner.headers
+    )
+    messages = await client.get(
+        f"/v1/conversations/{chat.json()['conversation_id']}/messages", headers=owner.headers
+    )
+    assistant = messages.json()["items"][-1]
+    assert len(assistant["tool_calls"]) == 1
+    call = assistant["tool_calls"][0]
+    assert call["tool_name"] == "load_skill"
+    assert call["tool_args"] == {"skill_name": name}
+    assert call["tool_call_id"] == "call-1"
+    assert call["tool_result_content"].startswith(f"# Skill: {name}")
+
+
+async def test_temperature_and_max_tokens_reach_the_model(
+    client: httpx.AsyncClient, owner: Account, scripted_agent: MakeAgent, script: Script
+) -> None:
+    slug = await scripted_agent(script, settings={"temperature": 0.7, "max_tokens": 42})
+    await client.post(f"/v1/agents/{slug}/chat", json={"message": "x"}, headers=owner.headers)
+    _, info = script.calls[-1]
+    assert info.model_settings is not None
+    assert info.model_settings.get("temperature") == 0.7
+    assert info.model_settings.get("max_tokens") == 42
+
+
+async def test_instructions_reach_the_model(
+    client: httpx.AsyncClient, owner: Account, scripted_agent: MakeAgent, script: Script
+) -> None:
+    slug = await scripted_agent(script, instructions="Always answer in French.")
+    await client.post(f"/v1/agents/{slug}/chat", json={"message": "x"}, headers=owner.headers)
+    _, info = script.calls[-1]
+    assert "Always answer in French." in (info.instructions or "")
+
+
+async def test_expired_token_on_a_live_socket_closes_4001(
+    app: FastAPI, owner: Account, settings: Settings
+) -> None:
+    now = int(time.time())
+    claims = {
+        "sub": str(owner.user_id),
+        "team_id": str(owner.team_id),
+        "iat": now,
+        "exp": now + 1,
+        "type": "access",
+    }
+    token = jwt.encode(claims, settings.resolved_jwt_secret, algorithm="HS256")
+    async with ws_connect(app, f"/v1/agents/bot/ws?token={token}") as ws:
+        assert (await ws.receive_json())["type"] == "auth_ok"
+        # Let the wall clock pass expiry plus the 1 s leeway: time itself is what is tested.
+        await asyncio.sleep(max(0.0, now + 2.05 - time.time()))
+        await ws.send_json({"type": "ping"})
+        error = await ws.receive_json()
+        assert (error["type"], error["error_code"]) == ("error", "unauthorized")
+        await expect_close(ws, 4001)
