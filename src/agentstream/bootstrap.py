@@ -14,7 +14,7 @@ from agentstream.db import transaction
 from agentstream.models import Membership, Role, User
 from agentstream.state import AppState
 
-DEMO_EMAIL = "demo@agentstream.local"
+DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"
 
 

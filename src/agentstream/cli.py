@@ -60,7 +60,8 @@ def serve(
             f"with agent '{demo.agent_slug}'.\nLog in:\n  curl -s -X POST "
             f"http://{bind_host}:{bind_port}/v1/auth/login -H 'Content-Type: application/json' "
             f'-d \'{{"email":"{demo.email}","password":"{demo.password}"}}\'\n'
-            f"Chat:   agentstream chat demo"
+            f"Chat:   agentstream chat demo",
+            soft_wrap=True,
         )
     uvicorn.run(
         create_app(settings),
