@@ -56,6 +56,31 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _fast_scenarios(
+    label: str, target: sc.Target, profile: sc.Profile, results: dict[str, Any]
+) -> None:
+    """Overhead, throughput and idle sockets: the zero-delay scenarios."""
+    _log(f"[{label}] overhead")
+    results[f"overhead:{label}"] = sc.overhead(target, profile)
+    for transport in ("sse", "ws"):
+        for clients in profile.concurrency:
+            _log(f"[{label}] throughput {transport} x{clients}")
+            results[f"throughput:{transport}:{clients}:{label}"] = sc.throughput(
+                target, profile, transport, clients
+            )
+    for connections in profile.idle:
+        _log(f"[{label}] idle websockets x{connections}")
+        results[f"idle:{connections}:{label}"] = sc.idle_ws(target, connections)
+
+
+def _held_scenarios(
+    label: str, target: sc.Target, profile: sc.Profile, results: dict[str, Any]
+) -> None:
+    for streams in profile.held:
+        _log(f"[{label}] held streams x{streams}")
+        results[f"held:{streams}:{label}"] = sc.held(target, streams)
+
+
 def _run_agentstream(
     label: str, env: dict[str, str], profile: sc.Profile, results: dict[str, Any], cancel_model: str
 ) -> None:
@@ -64,27 +89,14 @@ def _run_agentstream(
     fast.start("/health")
     try:
         tokens = sc.prepare_agentstream(fast, 10, remote)
-        target = sc.agentstream_target(fast, tokens)
-        _log(f"[{label}] overhead")
-        results[f"overhead:{label}"] = sc.overhead(target, profile)
-        for transport in ("sse", "ws"):
-            for clients in profile.concurrency:
-                _log(f"[{label}] throughput {transport} x{clients}")
-                results[f"throughput:{transport}:{clients}:{label}"] = sc.throughput(
-                    target, profile, transport, clients
-                )
-        for connections in profile.idle:
-            _log(f"[{label}] idle websockets x{connections}")
-            results[f"idle:{connections}:{label}"] = sc.idle_ws(target, connections)
+        _fast_scenarios(label, sc.agentstream_target(fast, tokens), profile, results)
     finally:
         fast.stop()
     paced = sc.agentstream_server(f"agentstream-{label}-20ms", 20, env)
     paced.start("/health")
     try:
         target = sc.agentstream_target(paced, sc.prepare_agentstream(paced, 10))
-        for streams in profile.held:
-            _log(f"[{label}] held streams x{streams}")
-            results[f"held:{streams}:{label}"] = sc.held(target, streams)
+        _held_scenarios(label, target, profile, results)
     finally:
         paced.stop()
 
@@ -106,27 +118,14 @@ def main() -> None:
         ref = sc.reference_server(0)
         ref.start("/stream")
         try:
-            target = sc.reference_target(ref)
-            _log("[reference] overhead")
-            results["overhead:reference"] = sc.overhead(target, profile)
-            for transport in ("sse", "ws"):
-                for clients in profile.concurrency:
-                    _log(f"[reference] throughput {transport} x{clients}")
-                    results[f"throughput:{transport}:{clients}:reference"] = sc.throughput(
-                        target, profile, transport, clients
-                    )
-            for connections in profile.idle:
-                _log(f"[reference] idle websockets x{connections}")
-                results[f"idle:{connections}:reference"] = sc.idle_ws(target, connections)
+            _fast_scenarios("reference", sc.reference_target(ref), profile, results)
         finally:
             ref.stop()
         ref = sc.reference_server(20)
         ref.start("/stream")
         try:
             target = sc.reference_target(ref)
-            for streams in profile.held:
-                _log(f"[reference] held streams x{streams}")
-                results[f"held:{streams}:reference"] = sc.held(target, streams)
+            _held_scenarios("reference", target, profile, results)
             _log("[reference] cancel")
             results["cancel:reference"] = sc.cancel(target, profile, None)
         finally:

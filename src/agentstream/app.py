@@ -41,6 +41,7 @@ async def build_state(settings: Settings) -> AsyncIterator[AppState]:
         settings.resolved_database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
+        timeout_s=settings.database_timeout_s,
     )
     redis = (
         Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)

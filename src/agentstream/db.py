@@ -17,10 +17,22 @@ from sqlalchemy.ext.asyncio import (
 SessionMaker = async_sessionmaker[AsyncSession]
 
 
-def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
-    """Create the async engine; SQLite gets WAL and foreign keys, PostgreSQL a bounded pool."""
+def create_engine(
+    url: str, *, pool_size: int = 5, max_overflow: int = 10, timeout_s: float = 60.0
+) -> AsyncEngine:
+    """Create the async engine; SQLite gets WAL and foreign keys, PostgreSQL a bounded pool.
+
+    ``timeout_s`` bounds how long a request queues for a connection (or SQLite's write lock)
+    before it is answered with 503.
+    """
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": timeout_s},
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=timeout_s,
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -30,7 +42,7 @@ def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> As
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
             cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")
@@ -42,7 +54,11 @@ def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> As
 
         return engine
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=timeout_s,
+        pool_pre_ping=True,
     )
 
 

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     database_pool_size: int = 5
     database_max_overflow: int = 10
+    database_timeout_s: float = 60.0
     redis_url: str | None = None
     jwt_secret: str | None = None
     access_token_ttl_s: int = 3600

@@ -29,17 +29,23 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def limiter(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[RateLimiter]:
-    if request.param == "memory":
-        yield MemoryRateLimiter(clock)
-        return
+async def real_redis() -> Redis:
+    """A client of the test Redis; skips (or fails in CI) when it is not reachable."""
     redis = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
     try:
         await redis.ping()
     except Exception as exc:
         await redis.aclose()
         unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
+    return redis
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def limiter(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[RateLimiter]:
+    if request.param == "memory":
+        yield MemoryRateLimiter(clock)
+        return
+    redis = await real_redis()
     prefix = f"test:{uuid.uuid4().hex}:"
     yield RedisRateLimiter(redis, clock, prefix=prefix)
     keys = [key async for key in redis.scan_iter(f"{prefix}*")]
@@ -113,12 +119,7 @@ async def test_concurrent_hits_allow_exactly_the_limit(limiter: RateLimiter) -> 
 
 
 async def test_two_redis_workers_share_one_window(clock: Clock) -> None:
-    redis = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        await redis.ping()
-    except Exception as exc:
-        await redis.aclose()
-        unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
+    redis = await real_redis()
     prefix = f"test:{uuid.uuid4().hex}:"
     first, second = RedisRateLimiter(redis, clock, prefix), RedisRateLimiter(redis, clock, prefix)
     try:

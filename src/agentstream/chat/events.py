@@ -24,7 +24,9 @@ ErrorCode = Literal[
 ]
 
 
-class _Event(BaseModel):
+class Event(BaseModel):
+    """Base of every event: frozen, serialised without inapplicable fields."""
+
     model_config = ConfigDict(frozen=True)
 
     def dump_json(self) -> bytes:
@@ -43,41 +45,41 @@ class Usage(BaseModel):
     model: str
 
 
-class MemoryContext(_Event):
+class MemoryContext(Event):
     type: Literal["memory_context"] = "memory_context"
     memory_count: int
 
 
-class Typing(_Event):
+class Typing(Event):
     type: Literal["typing"] = "typing"
 
 
-class TextDelta(_Event):
+class TextDelta(Event):
     type: Literal["text_delta"] = "text_delta"
     content: str
     conversation_id: uuid.UUID | None = None
 
 
-class ToolCall(_Event):
+class ToolCall(Event):
     type: Literal["tool_call"] = "tool_call"
     tool_name: str
     tool_args: dict[str, Any]
     tool_call_id: str
 
 
-class ToolResult(_Event):
+class ToolResult(Event):
     type: Literal["tool_result"] = "tool_result"
     tool_name: str
     tool_call_id: str
     tool_result_content: str
 
 
-class UsageEvent(_Event):
+class UsageEvent(Event):
     type: Literal["usage"] = "usage"
     usage: Usage
 
 
-class Done(_Event):
+class Done(Event):
     type: Literal["done"] = "done"
     conversation_id: uuid.UUID
     message_id: uuid.UUID
@@ -86,7 +88,7 @@ class Done(_Event):
     content: str | None = None
 
 
-class Error(_Event):
+class Error(Event):
     type: Literal["error"] = "error"
     content: str
     error_code: ErrorCode
@@ -94,13 +96,13 @@ class Error(_Event):
     message_id: uuid.UUID | None = None
 
 
-class AuthOk(_Event):
+class AuthOk(Event):
     type: Literal["auth_ok"] = "auth_ok"
     user_id: uuid.UUID | None = None
     team_id: uuid.UUID | None = None
 
 
-class Pong(_Event):
+class Pong(Event):
     type: Literal["pong"] = "pong"
 
 

@@ -42,6 +42,7 @@ from agentstream.conversations.service import get_owned, history
 from agentstream.db import transaction
 from agentstream.kit import jsonenc
 from agentstream.kit.errors import AgentInactive
+from agentstream.memory.extraction import Turn
 from agentstream.memory.service import retrieve
 from agentstream.models import (
     AgentStatus,
@@ -202,6 +203,61 @@ def _tool_result_text(content: Any) -> str:
     return content if isinstance(content, str) else jsonenc.dumps(content).decode()
 
 
+@dataclass
+class _Translator:
+    """Turns pydantic-ai stream events into ours, recording what the reply is made of."""
+
+    conversation_id: uuid.UUID
+    progress: _Progress
+    first_delta: bool = True
+
+    def translate(self, event: object) -> ev.ChatEvent | None:
+        text: str | None = None
+        if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
+            text = event.part.content  # the first token arrives with the part, not as a delta
+        elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+            text = event.delta.content_delta
+        elif isinstance(event, FunctionToolCallEvent):
+            return self._tool_call(event)
+        elif isinstance(event, FunctionToolResultEvent):
+            return self._tool_result(event)
+        if not text:
+            return None
+        self.progress.text.append(text)
+        delta = ev.TextDelta(
+            content=text, conversation_id=self.conversation_id if self.first_delta else None
+        )
+        self.first_delta = False
+        return delta
+
+    def _tool_call(self, event: FunctionToolCallEvent) -> ev.ToolCall:
+        # Emitted when the call is complete, so the arguments are too.
+        part = event.part
+        call = ev.ToolCall(
+            tool_name=part.tool_name, tool_args=part.args_as_dict(), tool_call_id=part.tool_call_id
+        )
+        self.progress.tool_calls[part.tool_call_id] = call.model_dump(exclude={"type"})
+        return call
+
+    def _tool_result(self, event: FunctionToolResultEvent) -> ev.ToolResult:
+        result = event.part
+        content = (
+            result.model_response()
+            if isinstance(result, RetryPromptPart)
+            else _tool_result_text(result.content)
+        )
+        record = self.progress.tool_calls.setdefault(
+            result.tool_call_id,
+            {"tool_name": result.tool_name, "tool_args": {}, "tool_call_id": result.tool_call_id},
+        )
+        record["tool_result_content"] = content
+        return ev.ToolResult(
+            tool_name=result.tool_name,
+            tool_call_id=result.tool_call_id,
+            tool_result_content=content,
+        )
+
+
 async def _stream_model(
     state: AppState, run: PreparedRun, progress: _Progress
 ) -> AsyncIterator[ev.ChatEvent]:
@@ -215,7 +271,7 @@ async def _stream_model(
         context=run.context,
     )
     toolsets: list[AbstractToolset[ChatDeps]] = [_SKILL_TOOLS] if run.skills else []
-    first_delta = True
+    translator = _Translator(run.conversation_id, progress)
     async with _AGENT.iter(
         run.prompt,
         model=state.models.resolve(run.model),
@@ -226,61 +282,13 @@ async def _stream_model(
         toolsets=toolsets,
     ) as agent_run:
         async for node in agent_run:
-            if not (Agent.is_model_request_node(node) or Agent.is_call_tools_node(node)):
-                continue
-            async with node.stream(agent_run.ctx) as stream:
-                async for event in stream:
-                    text: str | None = None
-                    if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
-                        text = event.part.content
-                    elif isinstance(event, PartDeltaEvent) and isinstance(
-                        event.delta, TextPartDelta
-                    ):
-                        text = event.delta.content_delta
-                    elif isinstance(event, FunctionToolCallEvent):
-                        part = event.part
-                        call = ev.ToolCall(
-                            tool_name=part.tool_name,
-                            tool_args=part.args_as_dict(),
-                            tool_call_id=part.tool_call_id,
-                        )
-                        progress.tool_calls[part.tool_call_id] = {
-                            "tool_name": call.tool_name,
-                            "tool_args": call.tool_args,
-                            "tool_call_id": call.tool_call_id,
-                        }
-                        yield call
-                    elif isinstance(event, FunctionToolResultEvent):
-                        result = event.part
-                        content = (
-                            result.model_response()
-                            if isinstance(result, RetryPromptPart)
-                            else _tool_result_text(result.content)
-                        )
-                        record = progress.tool_calls.setdefault(
-                            result.tool_call_id,
-                            {
-                                "tool_name": result.tool_name,
-                                "tool_args": {},
-                                "tool_call_id": result.tool_call_id,
-                            },
-                        )
-                        record["tool_result_content"] = content
-                        yield ev.ToolResult(
-                            tool_name=result.tool_name,
-                            tool_call_id=result.tool_call_id,
-                            tool_result_content=content,
-                        )
-                    if text:
-                        progress.text.append(text)
-                        yield ev.TextDelta(
-                            content=text,
-                            conversation_id=run.conversation_id if first_delta else None,
-                        )
-                        first_delta = False
-            usage = agent_run.usage
-            progress.input_tokens = usage.input_tokens
-            progress.output_tokens = usage.output_tokens
+            if Agent.is_model_request_node(node) or Agent.is_call_tools_node(node):
+                async with node.stream(agent_run.ctx) as stream:
+                    async for event in stream:
+                        if (ours := translator.translate(event)) is not None:
+                            yield ours
+            progress.input_tokens = agent_run.usage.input_tokens
+            progress.output_tokens = agent_run.usage.output_tokens
 
 
 async def _finalize(
@@ -319,13 +327,15 @@ async def _finalize(
         )
     if status is MessageStatus.complete:
         state.extractor.schedule(
-            team_id=run.team_id,
-            agent_id=run.agent_id,
-            user_id=run.user_id,
-            model=run.model,
-            user_message=run.prompt,
-            assistant_message="".join(progress.text),
-            source_message_id=run.user_message_id,
+            Turn(
+                team_id=run.team_id,
+                agent_id=run.agent_id,
+                user_id=run.user_id,
+                model=run.model,
+                user_message=run.prompt,
+                assistant_message="".join(progress.text),
+                source_message_id=run.user_message_id,
+            )
         )
     return usage
 

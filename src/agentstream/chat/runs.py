@@ -60,6 +60,13 @@ class Run:
         """The next event, or ``None`` after the terminal one (safe to cancel while waiting)."""
         return await self._queue.get()
 
+    def ready_events(self) -> list[ev.ChatEvent | None]:
+        """Events already produced (possibly ending with ``None``), without waiting."""
+        ready: list[ev.ChatEvent | None] = []
+        while not self._queue.empty():
+            ready.append(self._queue.get_nowait())
+        return ready
+
     async def events(self) -> AsyncIterator[ev.ChatEvent]:
         """The run's events, ending after the terminal one."""
         while (event := await self._queue.get()) is not None:

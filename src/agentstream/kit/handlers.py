@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException
 
 from agentstream.kit.context import current_request_id
 from agentstream.kit.errors import AppError
+
+log = logging.getLogger("agentstream.http")
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -60,8 +64,19 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, message), exc.status_code, headers=exc.headers)
 
 
+async def _overloaded(_: Request, exc: Exception) -> JSONResponse:
+    # The pool (or SQLite's write lock) stayed busy past the database timeout.
+    log.warning("database overloaded: %s", type(exc).__name__)
+    return JSONResponse(
+        error_body("unavailable", "The server is overloaded; retry shortly."),
+        503,
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on the app."""
+    app.add_exception_handler(SATimeoutError, _overloaded)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import re
 import uuid
+from dataclasses import dataclass
 
 from pydantic_ai import Agent
 from sqlalchemy import select
@@ -56,6 +57,19 @@ def rule_facts(user_message: str) -> list[ExtractedFact]:
     return facts
 
 
+@dataclass(frozen=True)
+class Turn:
+    """A completed exchange to learn from."""
+
+    team_id: uuid.UUID
+    agent_id: uuid.UUID
+    user_id: uuid.UUID
+    model: str
+    user_message: str
+    assistant_message: str
+    source_message_id: uuid.UUID
+
+
 class MemoryExtractor:
     """Owns the background extraction tasks."""
 
@@ -68,54 +82,26 @@ class MemoryExtractor:
             output_type=list[ExtractedFact], instructions=_EXTRACTION_PROMPT, defer_model_check=True
         )
 
-    def schedule(
-        self,
-        *,
-        team_id: uuid.UUID,
-        agent_id: uuid.UUID,
-        user_id: uuid.UUID,
-        model: str,
-        user_message: str,
-        assistant_message: str,
-        source_message_id: uuid.UUID,
-    ) -> None:
-        """Queue an extraction; returns at once."""
+    def schedule(self, turn: Turn) -> None:
+        """Queue an extraction for a completed turn; returns at once."""
         if not self._enabled:
             return
-        task = asyncio.create_task(
-            self._extract(
-                team_id,
-                agent_id,
-                user_id,
-                model,
-                user_message,
-                assistant_message,
-                source_message_id,
-            ),
-            name="memory-extraction",
-        )
+        task = asyncio.create_task(self._extract(turn), name="memory-extraction")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _extract(
-        self,
-        team_id: uuid.UUID,
-        agent_id: uuid.UUID,
-        user_id: uuid.UUID,
-        model: str,
-        user_message: str,
-        assistant_message: str,
-        source_message_id: uuid.UUID,
-    ) -> None:
+    async def _extract(self, turn: Turn) -> None:
         try:
-            facts = rule_facts(user_message)
-            if model != DEMO_MODEL_NAME:
-                facts += await self._model_facts(model, user_message, assistant_message)
+            facts = rule_facts(turn.user_message)
+            if turn.model != DEMO_MODEL_NAME:
+                facts += await self._model_facts(
+                    turn.model, turn.user_message, turn.assistant_message
+                )
             if facts:
-                await self._store(team_id, agent_id, user_id, facts, source_message_id)
+                await self._store(turn, facts)
         except Exception:
             log.exception(
-                "memory extraction failed", extra={"source_message_id": str(source_message_id)}
+                "memory extraction failed", extra={"source_message_id": str(turn.source_message_id)}
             )
 
     async def _model_facts(
@@ -125,20 +111,13 @@ class MemoryExtractor:
         result = await self._agent.run(prompt, model=self._models.resolve(model))
         return result.output
 
-    async def _store(
-        self,
-        team_id: uuid.UUID,
-        agent_id: uuid.UUID,
-        user_id: uuid.UUID,
-        facts: list[ExtractedFact],
-        source_message_id: uuid.UUID,
-    ) -> None:
+    async def _store(self, turn: Turn, facts: list[ExtractedFact]) -> None:
         async with transaction(self._sessions) as session:
             existing = await session.scalars(
                 select(Memory.content).where(
-                    Memory.team_id == team_id,
-                    Memory.user_id == user_id,
-                    Memory.agent_id == agent_id,
+                    Memory.team_id == turn.team_id,
+                    Memory.user_id == turn.user_id,
+                    Memory.agent_id == turn.agent_id,
                     Memory.deleted_at.is_(None),
                 )
             )
@@ -150,12 +129,12 @@ class MemoryExtractor:
                 seen.add(key)
                 session.add(
                     Memory(
-                        team_id=team_id,
-                        agent_id=agent_id,
-                        user_id=user_id,
+                        team_id=turn.team_id,
+                        agent_id=turn.agent_id,
+                        user_id=turn.user_id,
                         content=fact.content,
                         importance=fact.importance,
-                        source_message_id=source_message_id,
+                        source_message_id=turn.source_message_id,
                     )
                 )
 

@@ -25,11 +25,19 @@ async def encode_run(run: Run, *, advanced: bool, keepalive_s: float) -> AsyncIt
             except TimeoutError:
                 yield KEEPALIVE
                 continue
-            if event is None:
+            # Whatever else is already queued goes out in the same write: nothing waits to be
+            # batched, but a fast model does not pay one send per token.
+            batch = [event, *run.ready_events()]
+            chunk = b"".join(
+                b"data: " + e.dump_json() + b"\n\n"
+                for e in batch
+                if e is not None and (advanced or e.type in BASIC_TYPES)
+            )
+            if chunk:
+                yield chunk
+            if batch[-1] is None:
                 finished = True
                 return
-            if advanced or event.type in BASIC_TYPES:
-                yield b"data: " + event.dump_json() + b"\n\n"
     finally:
         if not finished:
             # The client went away: the run carries on (or stops if it asked to) and is stored.

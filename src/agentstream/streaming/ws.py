@@ -62,7 +62,7 @@ class Connection:
     forwarder: asyncio.Task[None] | None = None
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def send(self, event: ev.AuthOk | ev.Pong | ev.Error | ev._Event) -> None:
+    async def send(self, event: ev.Event) -> None:
         """Send one event; the reader and the forwarder take turns."""
         payload = event.dump_json().decode()
         async with self._send_lock:
