@@ -226,6 +226,8 @@ Run `make bench` for the quick profile, `make bench-full` for the full one
 
 In-process profile (pyinstrument) of {split.get("requests", 0)} advanced-SSE chats (100 tokens, zero
 delay, SQLite), time attributed to the first matching layer walking up from where it was spent.
+Absolute times are inflated by the sampling profiler and "framework" includes the in-process
+httpx client driving the requests; read the shares.
 The call tree of this run is in [benchmarks-profile.txt](benchmarks-profile.txt).
 
 | layer | per request | share |
