@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -30,6 +30,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.toolsets import AbstractToolset
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentstream.agents.service import allowed_skills, get_by_slug
 from agentstream.auth.service import Principal
@@ -44,6 +45,7 @@ from agentstream.kit import jsonenc
 from agentstream.kit.errors import AgentInactive
 from agentstream.memory.extraction import Turn
 from agentstream.memory.service import retrieve
+from agentstream.models import Agent as AgentRow
 from agentstream.models import (
     AgentStatus,
     Conversation,
@@ -117,6 +119,56 @@ class _Progress:
         )
 
 
+async def _conversation(
+    session: AsyncSession, principal: Principal, agent: AgentRow, request: ChatRequest
+) -> tuple[Conversation, Sequence[Message]]:
+    """The caller's conversation with this agent (and its messages so far), or a new one."""
+    if request.conversation_id is not None:
+        conversation = await get_owned(
+            session, principal, request.conversation_id, agent_id=agent.id
+        )
+        conversation.updated_at = utcnow()
+        return conversation, await history(session, conversation.id)
+    conversation = Conversation(
+        team_id=principal.team_id,
+        agent_id=agent.id,
+        user_id=principal.user.id,
+        title=request.message[:80],
+    )
+    session.add(conversation)
+    await session.flush()
+    return conversation, []
+
+
+def _turn_rows(
+    principal: Principal, conversation: Conversation, agent: AgentRow, text: str
+) -> tuple[Message, Message]:
+    """The user message and the assistant placeholder of a new turn."""
+    # Explicit ids and ordered timestamps: one flush, and the assistant always sorts after.
+    # The assistant row exists from the start: a crash leaves it 'interrupted', not lost.
+    now = utcnow()
+    common = {"team_id": principal.team_id, "conversation_id": conversation.id}
+    user = Message(id=uuid.uuid4(), role=MessageRole.user, content=text, created_at=now, **common)
+    assistant = Message(
+        id=uuid.uuid4(),
+        role=MessageRole.assistant,
+        status=MessageStatus.interrupted,
+        model=agent.model,
+        created_at=now + timedelta(microseconds=1),
+        **common,
+    )
+    return user, assistant
+
+
+def _model_settings(agent: AgentRow) -> ModelSettings:
+    settings = ModelSettings()
+    if agent.settings.get("temperature") is not None:
+        settings["temperature"] = float(agent.settings["temperature"])
+    if agent.settings.get("max_tokens") is not None:
+        settings["max_tokens"] = int(agent.settings["max_tokens"])
+    return settings
+
+
 async def prepare(
     state: AppState, principal: Principal, slug: str, request: ChatRequest
 ) -> PreparedRun:
@@ -126,42 +178,8 @@ async def prepare(
         agent = await get_by_slug(session, principal.team_id, slug)
         if agent.status is not AgentStatus.active:
             raise AgentInactive(f"Agent '{slug}' is {agent.status.value}.")
-        if request.conversation_id is not None:
-            conversation = await get_owned(
-                session, principal, request.conversation_id, agent_id=agent.id
-            )
-            previous = await history(session, conversation.id)
-            conversation.updated_at = utcnow()
-        else:
-            conversation = Conversation(
-                team_id=principal.team_id,
-                agent_id=agent.id,
-                user_id=principal.user.id,
-                title=request.message[:80],
-            )
-            session.add(conversation)
-            previous = []
-        await session.flush()
-        # Explicit ids and ordered timestamps: one flush, and the assistant always sorts after.
-        now = utcnow()
-        user_message = Message(
-            id=uuid.uuid4(),
-            team_id=principal.team_id,
-            conversation_id=conversation.id,
-            role=MessageRole.user,
-            content=request.message,
-            created_at=now,
-        )
-        # The assistant row exists from the start: a crash leaves it 'interrupted', not lost.
-        assistant = Message(
-            id=uuid.uuid4(),
-            team_id=principal.team_id,
-            conversation_id=conversation.id,
-            role=MessageRole.assistant,
-            status=MessageStatus.interrupted,
-            model=agent.model,
-            created_at=now + timedelta(microseconds=1),
-        )
+        conversation, previous = await _conversation(session, principal, agent, request)
+        user_message, assistant = _turn_rows(principal, conversation, agent, request.message)
         session.add_all([user_message, assistant])
         memories = await retrieve(
             session,
@@ -171,32 +189,27 @@ async def prepare(
             query=request.message,
             limit=state.settings.memory_limit,
         )
-        skills = allowed_skills(agent, state.skills)
-        settings = ModelSettings()
-        if agent.settings.get("temperature") is not None:
-            settings["temperature"] = float(agent.settings["temperature"])
-        if agent.settings.get("max_tokens") is not None:
-            settings["max_tokens"] = int(agent.settings["max_tokens"])
-        context = request.context or {}
-        return PreparedRun(
-            team_id=principal.team_id,
-            user_id=principal.user.id,
-            agent_id=agent.id,
-            model=agent.model,
-            conversation_id=conversation.id,
-            user_message_id=user_message.id,
-            message_id=assistant.id,
-            prompt=request.message,
-            instructions=build_instructions(
-                agent.instructions, state.skills, skills, [m.content for m in memories], context
-            ),
-            history=rebuild_history(previous),
-            model_settings=settings,
-            skills=skills,
-            context=context,
-            memory_count=len(memories),
-            on_disconnect=request.on_disconnect,
-        )
+    skills = allowed_skills(agent, state.skills)
+    context = request.context or {}
+    return PreparedRun(
+        team_id=principal.team_id,
+        user_id=principal.user.id,
+        agent_id=agent.id,
+        model=agent.model,
+        conversation_id=conversation.id,
+        user_message_id=user_message.id,
+        message_id=assistant.id,
+        prompt=request.message,
+        instructions=build_instructions(
+            agent.instructions, state.skills, skills, [m.content for m in memories], context
+        ),
+        history=rebuild_history(previous),
+        model_settings=_model_settings(agent),
+        skills=skills,
+        context=context,
+        memory_count=len(memories),
+        on_disconnect=request.on_disconnect,
+    )
 
 
 def _tool_result_text(content: Any) -> str:
