@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic_ai import models
 from sqlalchemy import text
 
 from agentstream.app import build_state, create_app
@@ -70,6 +71,15 @@ def database_url(
     upgrade(url)
     yield url
     asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def no_model_requests() -> Iterator[None]:
+    """Fail any request to a real provider (tests that need none say so)."""
+    previous = models.ALLOW_MODEL_REQUESTS
+    models.ALLOW_MODEL_REQUESTS = False
+    yield
+    models.ALLOW_MODEL_REQUESTS = previous
 
 
 @pytest.fixture(scope="session")

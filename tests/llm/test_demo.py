@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from pydantic_ai import Agent, AgentRunResultEvent, models
+from pydantic_ai import Agent, AgentRunResultEvent
 from pydantic_ai.messages import (
     AgentStreamEvent,
     FunctionToolCallEvent,
@@ -26,13 +25,7 @@ from agentstream.llm.demo import DEMO_MODEL_NAME, build_demo_model
 from agentstream.skills.catalog import SkillCatalog
 from agentstream.skills.tools import build_skill_toolset, skills_prompt
 
-
-@pytest.fixture(autouse=True)
-def _no_model_requests() -> Iterator[None]:
-    previous = models.ALLOW_MODEL_REQUESTS
-    models.ALLOW_MODEL_REQUESTS = False
-    yield
-    models.ALLOW_MODEL_REQUESTS = previous
+pytestmark = pytest.mark.usefixtures("no_model_requests")
 
 
 @pytest.fixture(scope="module")

@@ -138,18 +138,27 @@ async def test_retrieval_ranks_relevance_importance_and_recency(
 
 
 @pytest.mark.parametrize(
-    "query", ['"AND OR NOT * ( ) : ^ -', "NEAR(a b)", "col:value", "'; DROP TABLE memories; --"]
+    ("query", "matches"),
+    [
+        ('"AND OR NOT * ( ) : ^ -', False),
+        ("NEAR(a b)", False),
+        ("'; DROP TABLE memories; --", False),
+        ("col:value", True),  # search syntax is read as plain words: "value" matches
+        ('"column" AND (stable)', True),
+    ],
 )
-async def test_search_syntax_in_user_text_is_harmless(
-    client: httpx.AsyncClient, state: AppState, query: str
+async def test_search_syntax_in_user_text_is_read_as_words(
+    client: httpx.AsyncClient, state: AppState, query: str, matches: bool
 ) -> None:
     owner = await register(client)
     await create_agent(client, owner, "bot")
-    await _remember(client, owner, "The value of the column is stable")
-    found = await _retrieve(state, owner, await _agent_id(state, owner, "bot"), query)
-    assert isinstance(found, list)
+    memory = "The value of the column is stable"
+    await _remember(client, owner, memory)
+    expected = [memory] if matches else []
+    assert await _retrieve(state, owner, await _agent_id(state, owner, "bot"), query) == expected
     response = await client.get("/v1/memories", params={"q": query}, headers=owner.headers)
     assert response.status_code == 200
+    assert [m["content"] for m in response.json()["items"]] == expected
 
 
 async def test_scope_isolation(client: httpx.AsyncClient, state: AppState) -> None:

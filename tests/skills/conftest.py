@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pydantic_ai import models
 
 from agentstream.chat.deps import ChatDeps
 from agentstream.skills.catalog import SkillCatalog
@@ -16,11 +15,8 @@ MakeSkill = Callable[..., Path]
 
 
 @pytest.fixture(autouse=True)
-def _no_model_requests() -> Iterator[None]:
-    previous = models.ALLOW_MODEL_REQUESTS
-    models.ALLOW_MODEL_REQUESTS = False
-    yield
-    models.ALLOW_MODEL_REQUESTS = previous
+def _offline(no_model_requests: None) -> None:
+    """Skill tests never reach a real provider."""
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
+from agentstream.auth.tokens import create_access_token
 from agentstream.settings import Settings
 from agentstream.state import AppState
 from tests.factories import Account, create_agent
@@ -88,19 +89,12 @@ async def test_instructions_reach_the_model(
 async def test_expired_token_on_a_live_socket_closes_4001(
     app: FastAPI, owner: Account, settings: Settings
 ) -> None:
-    now = int(time.time())
-    claims = {
-        "sub": str(owner.user_id),
-        "team_id": str(owner.team_id),
-        "iat": now,
-        "exp": now + 1,
-        "type": "access",
-    }
-    token = jwt.encode(claims, settings.resolved_jwt_secret, algorithm="HS256")
+    token = create_access_token(settings.resolved_jwt_secret, owner.user_id, owner.team_id, 1)
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
     async with ws_connect(app, f"/v1/agents/bot/ws?token={token}") as ws:
         assert (await ws.receive_json())["type"] == "auth_ok"
         # Let the wall clock pass expiry plus the 1 s leeway: time itself is what is tested.
-        await asyncio.sleep(max(0.0, now + 2.05 - time.time()))
+        await asyncio.sleep(max(0.0, expires + 1.05 - time.time()))
         await ws.send_json({"type": "ping"})
         error = await ws.receive_json()
         assert (error["type"], error["error_code"]) == ("error", "unauthorized")

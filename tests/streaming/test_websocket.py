@@ -256,7 +256,7 @@ class TestWSCancelDisconnect:
             await ws.send_json({"type": "message", "content": "go"})
             await script.started.wait()
         # The client is gone; the run is not cancelled (default on_disconnect) and completes.
-        runs = list(state.runs._runs.values())
+        runs = state.runs.active()
         assert len(runs) == 1
         script.release.set()
         await asyncio.wait_for(runs[0].task, 5)
@@ -275,7 +275,7 @@ class TestWSCancelDisconnect:
             await ws.receive_json()
             await ws.send_json({"type": "message", "content": "go", "on_disconnect": "cancel"})
             await script.started.wait()
-            runs = list(state.runs._runs.values())
+            runs = state.runs.active()
         await asyncio.wait_for(runs[0].task, 5)
         assert script.cancelled.is_set()
         async with state.sessions() as session:

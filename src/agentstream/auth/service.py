@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,6 +14,7 @@ from agentstream.auth import passwords, tokens
 from agentstream.kit.errors import Conflict, Forbidden, Unauthorized
 from agentstream.models import ApiKey, Membership, RefreshToken, Role, Team, User, utcnow
 from agentstream.settings import Settings
+from agentstream.teams.service import create_team
 
 # Refresh the API key's last_used_at at most this often, to keep writes off the hot path.
 _LAST_USED_GRANULARITY = timedelta(minutes=1)
@@ -29,7 +28,6 @@ class Principal:
     team_id: uuid.UUID
     role: Role
     api_key_id: uuid.UUID | None = None
-    expires_at: float | None = None
 
     def require(self, role: Role) -> None:
         """Raise ``Forbidden`` unless the caller's role is at least ``role``."""
@@ -44,21 +42,6 @@ class IssuedTokens:
     access_token: str
     refresh_token: str
     expires_in: int
-
-
-def slugify(value: str, *, max_length: int = 48) -> str:
-    """Lower-case, dash-separated ASCII slug."""
-    slug = re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-")
-    return slug[:max_length].strip("-") or "team"
-
-
-async def create_team(session: AsyncSession, name: str, owner: User) -> Team:
-    """Create a team with a unique slug and make ``owner`` its owner."""
-    team = Team(name=name, slug=f"{slugify(name, max_length=40)}-{secrets.token_hex(3)}")
-    session.add(team)
-    await session.flush()
-    session.add(Membership(team_id=team.id, user_id=owner.id, role=Role.owner))
-    return team
 
 
 async def register(
@@ -167,7 +150,7 @@ async def logout(session: AsyncSession, refresh_token: str) -> None:
 
 
 async def _member_principal(
-    session: AsyncSession, user_id: uuid.UUID, team_id: uuid.UUID, expires_at: float | None
+    session: AsyncSession, user_id: uuid.UUID, team_id: uuid.UUID
 ) -> Principal:
     row = (
         await session.execute(
@@ -183,7 +166,7 @@ async def _member_principal(
     user, role = row
     if not user.is_active:
         raise Unauthorized()
-    return Principal(user=user, team_id=team_id, role=role, expires_at=expires_at)
+    return Principal(user=user, team_id=team_id, role=role)
 
 
 async def _api_key_principal(
@@ -228,7 +211,7 @@ async def resolve_principal(
     team_id = team_override or claims.team_id
     if team_id is None:
         raise Forbidden("No team selected; send X-Team-ID.")
-    return await _member_principal(session, claims.user_id, team_id, claims.expires_at)
+    return await _member_principal(session, claims.user_id, team_id)
 
 
 async def resolve_user(session: AsyncSession, secret: str, credential: str) -> User:

@@ -18,7 +18,6 @@ _ALGORITHM = "HS256"
 class AccessClaims:
     user_id: uuid.UUID
     team_id: uuid.UUID | None
-    expires_at: float
 
 
 def create_access_token(
@@ -52,7 +51,6 @@ def decode_access_token(secret: str, token: str) -> AccessClaims | None:
         return AccessClaims(
             user_id=uuid.UUID(claims["sub"]),
             team_id=uuid.UUID(team) if team else None,
-            expires_at=float(claims["exp"]),
         )
     except (jwt.PyJWTError, ValueError, TypeError):
         return None

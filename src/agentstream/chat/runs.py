@@ -85,11 +85,6 @@ class Run:
         if self.prepared.on_disconnect == "cancel":
             self.cancel()
 
-    @property
-    def finished(self) -> bool:
-        """Whether the run's task has ended."""
-        return self.task.done()
-
 
 class RunRegistry:
     """Holds every in-flight run so none is garbage-collected or forgotten at shutdown."""
@@ -104,8 +99,9 @@ class RunRegistry:
         run.task.add_done_callback(lambda _: self._runs.pop(run.id, None))
         return run
 
-    def __len__(self) -> int:
-        return len(self._runs)
+    def active(self) -> list[Run]:
+        """The runs still in flight."""
+        return list(self._runs.values())
 
     async def shutdown(self, grace_s: float) -> None:
         """Cancel in-flight runs (stored as ``interrupted``) and wait for them to persist."""

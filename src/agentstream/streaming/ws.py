@@ -19,11 +19,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from agentstream.auth.service import Principal, resolve_principal
 from agentstream.chat import events as ev
 from agentstream.chat.runs import Run
-from agentstream.chat.schemas import MAX_MESSAGE_CHARS, ChatRequest
+from agentstream.chat.schemas import ChatRequest
 from agentstream.chat.service import start_run
 from agentstream.db import transaction
 from agentstream.kit import jsonenc
-from agentstream.kit.errors import AppError, Unauthorized
+from agentstream.kit.errors import AppError
 from agentstream.models import Role
 from agentstream.ratelimit.deps import check, client_ip
 from agentstream.state import AppState
@@ -155,27 +155,19 @@ class Connection:
 
     async def start(self, frame: dict[str, Any]) -> None:
         """Validate a ``message`` frame and start its run (one at a time)."""
-        content = frame.get("content")
-        if not isinstance(content, str) or not content.strip():
-            await self.error("invalid_message", "'content' must be a non-empty string.")
-            return
-        if len(content) > MAX_MESSAGE_CHARS:
-            await self.error(
-                "invalid_message", f"'content' is longer than {MAX_MESSAGE_CHARS} characters."
-            )
-            return
-        if self.active is not None:
-            await self.error("busy", "A reply is still streaming; cancel it or wait for done.")
-            return
         try:
+            # ChatRequest holds the rules (1..10,000 characters, a UUID, ...) for every transport.
             request = ChatRequest(
-                message=content,
+                message=frame.get("content"),
                 conversation_id=frame.get("conversation_id"),
                 context=frame.get("context"),
                 on_disconnect=frame.get("on_disconnect", "continue"),
             )
         except ValidationError as exc:
             await self.error("invalid_message", _first_error(exc))
+            return
+        if self.active is not None:
+            await self.error("busy", "A reply is still streaming; cancel it or wait for done.")
             return
         assert self.principal is not None
         settings = self.state.settings
@@ -233,6 +225,7 @@ def _parse(text: str | None) -> dict[str, Any] | None:
 def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     field_name = ".".join(str(p) for p in error.get("loc", ()))
+    field_name = "content" if field_name == "message" else field_name  # the frame's name for it
     return f"Invalid '{field_name}': {error.get('msg', 'invalid value')}."
 
 
@@ -263,7 +256,5 @@ async def websocket_session(
     except Closed as closed:
         if closed.code is not None:
             await conn.close(closed.code, closed.reason)
-    except Unauthorized:
-        await conn.close(CLOSE_UNAUTHORIZED)
     finally:
         await conn.cleanup()

@@ -27,8 +27,7 @@ async def list_teams(user: CurrentUser, session: SessionDep, page: PageDep) -> P
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TeamDetail)
 async def create_team(body: TeamCreate, user: CurrentUser, session: SessionDep) -> TeamDetail:
     """Create a team; the caller becomes its owner."""
-    team = await service.create_team(session, user, body.name)
-    await session.flush()
+    team = await service.create_team(session, body.name, user)
     return TeamDetail(
         id=team.id, name=team.name, slug=team.slug, role=Role.owner, created_at=team.created_at
     )

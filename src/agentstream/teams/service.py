@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 import uuid
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentstream.auth.schemas import TeamWithRole
-from agentstream.auth.service import create_team as _create_team
 from agentstream.kit.errors import Conflict, Forbidden, NotFound
 from agentstream.kit.pagination import PageParams, paginate
 from agentstream.models import Membership, Role, Team, User
@@ -42,9 +43,19 @@ async def require_role(
     return team
 
 
-async def create_team(session: AsyncSession, user: User, name: str) -> Team:
-    """A new team owned by ``user``."""
-    return await _create_team(session, name, user)
+def slugify(value: str, *, max_length: int = 48) -> str:
+    """Lower-case, dash-separated ASCII slug."""
+    slug = re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-")
+    return slug[:max_length].strip("-") or "team"
+
+
+async def create_team(session: AsyncSession, name: str, owner: User) -> Team:
+    """Create a team with a unique slug and make ``owner`` its owner."""
+    team = Team(name=name, slug=f"{slugify(name, max_length=40)}-{secrets.token_hex(3)}")
+    session.add(team)
+    await session.flush()
+    session.add(Membership(team_id=team.id, user_id=owner.id, role=Role.owner))
+    return team
 
 
 async def list_members(
