@@ -61,7 +61,7 @@ async def sse_stream(
             buffer += chunk[:-2]
             while b"\n\n" in buffer:
                 frame, buffer = buffer.split(b"\n\n", 1)
-                if not frame.startswith(b"data: "):
+                if b"data: " not in frame:
                     continue
                 events += 1
                 if not first:

@@ -16,6 +16,7 @@ from agentstream.auth.endpoints import router as auth_router
 from agentstream.chat.endpoints import router as chat_router
 from agentstream.chat.runs import RunRegistry
 from agentstream.conversations.endpoints import router as conversations_router
+from agentstream.conversations.writer import TurnWriter
 from agentstream.db import create_engine, create_session_maker
 from agentstream.health.endpoints import router as health_router
 from agentstream.kit.handlers import install_error_handlers
@@ -51,6 +52,12 @@ async def build_state(settings: Settings) -> AsyncIterator[AppState]:
     skills = SkillCatalog.load(settings.skills_dir)
     models = ModelRegistry(settings, skills)
     sessions = create_session_maker(engine)
+    writer = TurnWriter(
+        sessions,
+        checkpoint_s=settings.checkpoint_s,
+        timeout_s=settings.database_timeout_s,
+        spill=settings.data_dir / "pending-replies.jsonl",
+    )
     state = AppState(
         settings=settings,
         engine=engine,
@@ -60,13 +67,17 @@ async def build_state(settings: Settings) -> AsyncIterator[AppState]:
         skills=skills,
         models=models,
         runs=RunRegistry(),
+        writer=writer,
         extractor=MemoryExtractor(sessions, models, settings),
     )
+    await writer.start()
     try:
         yield state
     finally:
-        # Order matters: runs persist their messages, extraction may still write, then close.
-        await state.runs.shutdown(settings.shutdown_grace_s)
+        # Order matters: runs persist their replies (through the writer, which then spills
+        # what the database refuses), extraction may still write, then close.
+        await state.runs.interrupt_all(settings.shutdown_grace_s)
+        await writer.aclose()
         await state.extractor.aclose()
         await state.limiter.aclose()
         if redis is not None:

@@ -42,11 +42,9 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (AGENTSTREAM_PORT).")] = None,
 ) -> None:
     """Run the server (migrating the database first unless AGENTSTREAM_AUTO_MIGRATE=false)."""
-    import uvicorn
-
-    from agentstream.app import create_app
     from agentstream.bootstrap import ensure_demo
     from agentstream.kit.logging import configure_logging
+    from agentstream.server import serve as run_server
 
     settings = Settings()
     configure_logging(settings.log_level)
@@ -63,14 +61,7 @@ def serve(
             f"Chat:   agentstream chat demo",
             soft_wrap=True,
         )
-    uvicorn.run(
-        create_app(settings),
-        host=bind_host,
-        port=bind_port,
-        log_config=None,
-        ws_max_size=settings.ws_max_frame_bytes,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
-    )
+    run_server(settings, bind_host, bind_port)
 
 
 @app.command()

@@ -6,7 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -72,3 +75,23 @@ async def transaction(session_maker: SessionMaker) -> AsyncIterator[AsyncSession
     """A short unit of work: commit on success, roll back on error, always release."""
     async with session_maker() as session, session.begin():
         yield session
+
+
+# A database that cannot be reached (refused, restarting, dropped connection, pool or lock
+# wait exceeded) as opposed to a bad statement. ``OSError`` covers refused connections that
+# drivers raise before SQLAlchemy can wrap them (and ``TimeoutError``).
+DRIVER_CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+_UNREACHABLE = (
+    SATimeoutError,
+    OperationalError,
+    InterfaceError,
+    OSError,
+    *DRIVER_CONNECTION_ERRORS,
+)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database is unreachable (503 and retry), not a bug (500)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, _UNREACHABLE)

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     ws_idle_timeout_s: float = 300.0
     ws_max_frame_bytes: int = 64 * 1024
     shutdown_grace_s: float = 5.0
+    checkpoint_s: float = 1.0
 
     skills_dir: Path | None = None
     memory_extraction: bool = True

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.requests import HTTPConnection
 
+from agentstream.chat.runs import RunRegistry
+from agentstream.conversations.writer import TurnWriter
 from agentstream.db import SessionMaker
 from agentstream.llm.registry import ModelRegistry
+from agentstream.memory.extraction import MemoryExtractor
 from agentstream.ratelimit.limiter import RateLimiter
 from agentstream.settings import Settings
 from agentstream.skills.catalog import SkillCatalog
-
-if TYPE_CHECKING:
-    from agentstream.chat.runs import RunRegistry
-    from agentstream.memory.extraction import MemoryExtractor
 
 
 @dataclass
@@ -34,6 +33,7 @@ class AppState:
     skills: SkillCatalog
     models: ModelRegistry
     runs: RunRegistry
+    writer: TurnWriter
     extractor: MemoryExtractor
 
 

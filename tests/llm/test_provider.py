@@ -101,7 +101,7 @@ async def test_upstream_failure_is_model_error_and_failed_message(
     response = await client.post(
         f"/v1/agents/{slug}/chat/stream/advanced", json={"message": "hi"}, headers=owner.headers
     )
-    events = [line for line in response.text.split("\n\n") if line.startswith("data: ")]
+    events = [frame for frame in response.text.split("\n\n") if "data: " in frame]
     assert '"error_code":"model_error"' in events[-1]
     assert '"type":"error"' in events[-1]
     listed = await client.get("/v1/conversations", headers=owner.headers)

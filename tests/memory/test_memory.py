@@ -43,14 +43,7 @@ async def _retrieve(
     state: AppState, account: Account, agent_id: uuid.UUID, query: str
 ) -> list[str]:
     async with state.sessions() as session:
-        found = await retrieve(
-            session,
-            team_id=account.team_id,
-            agent_id=agent_id,
-            user_id=account.user_id,
-            query=query,
-            limit=5,
-        )
+        found = await retrieve(session, account, agent_id, query, limit=5)
         await session.commit()
     return [m.content for m in found]
 

@@ -55,15 +55,20 @@ class Script:
 
 
 def parse_sse(raw: str) -> tuple[list[dict[str, object]], list[str]]:
-    """Split an SSE body into data events and comment lines, checking the framing."""
+    """Split an SSE body into data events and comment lines, checking the framing: a comment
+    is one line; an event is exactly ``id: <seq>`` then one ``data: <json>`` line."""
     events: list[dict[str, object]] = []
     comments: list[str] = []
     assert raw.endswith("\n\n"), raw[-50:]
     for frame in raw[:-2].split("\n\n"):
-        assert "\n" not in frame, f"multi-line frame: {frame!r}"
         if frame.startswith(":"):
+            assert "\n" not in frame, f"multi-line comment: {frame!r}"
             comments.append(frame)
             continue
-        assert frame.startswith("data: "), frame
-        events.append(json.loads(frame[len("data: ") :]))
+        id_line, data_line = frame.split("\n")  # exactly two lines
+        assert id_line.startswith("id: "), frame
+        assert data_line.startswith("data: "), frame
+        event = json.loads(data_line[len("data: ") :])
+        assert event["seq"] == int(id_line[len("id: ") :]), frame
+        events.append(event)
     return events, comments

@@ -43,7 +43,9 @@ class TestSSEFormat:
         response, _ = await stream(client, owner, slug, {"message": "hi"})
         frames = response.text.split("\n\n")[:-1]
         assert frames
-        assert all(f.startswith("data: ") and json.loads(f[6:]) for f in frames)
+        for f in frames:
+            id_line, data_line = f.split("\n")
+            assert id_line == f"id: {json.loads(data_line.removeprefix('data: '))['seq']}"
         assert response.text.endswith("\n\n")
 
     async def test_first_chunk_has_conversation_id(
@@ -260,7 +262,13 @@ class TestSSEIntegrationAdvanced:
             "/v1/memories", json={"content": "Owner prefers tea over coffee"}, headers=owner.headers
         )
         _, events = await stream(client, owner, slug, {"message": "tea or coffee?"}, advanced=True)
-        assert events[0] == {"type": "memory_context", "memory_count": 1}
+        assert events[0] == {
+            "type": "memory_context",
+            "memory_count": 1,
+            "seq": 1,
+            "run_id": events[-1]["message_id"],  # the run is its assistant message
+            "conversation_id": events[-1]["conversation_id"],
+        }
         _, info = script.calls[-1]
         assert "prefers tea" in (info.instructions or "")
 
@@ -271,7 +279,13 @@ class TestAdvancedSSE:
     ) -> None:
         slug = await scripted_agent(script)
         _, events = await stream(client, owner, slug, {"message": "hi"}, advanced=True)
-        assert events[0] == {"type": "memory_context", "memory_count": 0}
+        assert events[0] == {
+            "type": "memory_context",
+            "memory_count": 0,
+            "seq": 1,
+            "run_id": events[-1]["message_id"],  # the run is its assistant message
+            "conversation_id": events[-1]["conversation_id"],
+        }
 
     async def test_typing_event_before_text(
         self, client: httpx.AsyncClient, owner: Account, scripted_agent: MakeAgent, script: Script
@@ -292,6 +306,7 @@ class TestAdvancedSSE:
         call = next(e for e in events if e["type"] == "tool_call")
         assert call == {
             "type": "tool_call",
+            "seq": 3,  # after memory_context and typing
             "tool_name": "load_skill",
             "tool_args": {"skill_name": name},
             "tool_call_id": "call-1",

@@ -377,4 +377,10 @@ class TestWSRateLimitAndEvents:
             await ws.receive_json()
             await ws.send_json({"type": "message", "content": "what is my dog named?"})
             events = await receive_until_terminal(ws)
-        assert events[0] == {"type": "memory_context", "memory_count": 1}
+        assert events[0] == {
+            "type": "memory_context",
+            "memory_count": 1,
+            "seq": 1,
+            "run_id": events[-1]["message_id"],  # the run is its assistant message
+            "conversation_id": events[-1]["conversation_id"],
+        }

@@ -18,7 +18,7 @@ router = APIRouter(tags=["agents"])
 
 async def valid_agent(slug: str, principal: ViewerPrincipal, session: SessionDep) -> Agent:
     """The caller's team's agent named by the path, or 404."""
-    return await service.get_by_slug(session, principal.team_id, slug)
+    return await service.get_by_slug(session, principal, slug)
 
 
 AgentDep = Annotated[Agent, Depends(valid_agent)]
@@ -45,7 +45,7 @@ async def list_agents(
 ) -> Page[AgentPublic]:
     """The team's agents, newest first."""
     rows, cursor, has_more = await service.list_agents(
-        session, principal.team_id, page, include_archived=include_archived
+        session, principal, page, include_archived=include_archived
     )
     items = [service.to_public(a, state.skills) for a in rows]
     return Page(items=items, cursor=cursor, has_more=has_more)

@@ -7,17 +7,18 @@ import uuid
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agentstream import tenancy
 from agentstream.agents.schemas import AgentCreate, AgentPublic, AgentSettings, AgentUpdate
 from agentstream.kit.errors import Conflict, NotFound, ValidationFailed
 from agentstream.kit.pagination import PageParams, paginate
-from agentstream.kit.repository import scoped
 from agentstream.models import Agent, AgentStatus
 from agentstream.skills.catalog import SkillCatalog
+from agentstream.tenancy import Caller
 
 
-async def get_by_slug(session: AsyncSession, team_id: uuid.UUID, slug: str) -> Agent:
-    """The team's agent with this slug, or ``agent_not_found``."""
-    agent = await session.scalar(scoped(Agent, team_id, Agent.slug == slug))
+async def get_by_slug(session: AsyncSession, caller: Caller, slug: str) -> Agent:
+    """The caller's team's agent with this slug, or ``agent_not_found``."""
+    agent = await session.scalar(tenancy.agents(caller).where(Agent.slug == slug))
     if agent is None:
         raise NotFound("agent")
     return agent
@@ -107,10 +108,10 @@ async def archive(agent: Agent) -> None:
 
 
 async def list_agents(
-    session: AsyncSession, team_id: uuid.UUID, params: PageParams, *, include_archived: bool
+    session: AsyncSession, caller: Caller, params: PageParams, *, include_archived: bool
 ) -> tuple[list[Agent], str | None, bool]:
     """A page of the team's agents, newest first."""
-    stmt = scoped(Agent, team_id)
+    stmt = tenancy.agents(caller)
     if not include_archived:
         stmt = stmt.where(Agent.status != AgentStatus.archived)
     rows, cursor, has_more = await paginate(session, stmt, Agent, params)

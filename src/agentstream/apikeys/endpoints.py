@@ -28,11 +28,11 @@ async def list_keys(
     principal: AdminPrincipal, session: SessionDep, page: PageDep
 ) -> Page[ApiKeyPublic]:
     """The team's API keys (prefixes only)."""
-    items, cursor, has_more = await service.list_keys(session, principal.team_id, page)
+    items, cursor, has_more = await service.list_keys(session, principal, page)
     return Page(items=items, cursor=cursor, has_more=has_more)
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_key(key_id: uuid.UUID, principal: AdminPrincipal, session: SessionDep) -> None:
     """Revoke an API key."""
-    await service.revoke(session, principal.team_id, key_id)
+    await service.revoke(session, principal, key_id)

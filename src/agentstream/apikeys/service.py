@@ -6,13 +6,14 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agentstream import tenancy
 from agentstream.apikeys.schemas import ApiKeyCreated, ApiKeyPublic
 from agentstream.auth import tokens
 from agentstream.auth.service import Principal
 from agentstream.kit.errors import NotFound
 from agentstream.kit.pagination import PageParams, paginate
-from agentstream.kit.repository import scoped
 from agentstream.models import ApiKey, Role, utcnow
+from agentstream.tenancy import Caller
 
 
 async def create(
@@ -35,16 +36,16 @@ async def create(
 
 
 async def list_keys(
-    session: AsyncSession, team_id: uuid.UUID, params: PageParams
+    session: AsyncSession, caller: Caller, params: PageParams
 ) -> tuple[list[ApiKeyPublic], str | None, bool]:
     """A page of the team's keys, newest first."""
-    rows, cursor, has_more = await paginate(session, scoped(ApiKey, team_id), ApiKey, params)
+    rows, cursor, has_more = await paginate(session, tenancy.api_keys(caller), ApiKey, params)
     return [ApiKeyPublic.model_validate(k) for k in rows], cursor, has_more
 
 
-async def revoke(session: AsyncSession, team_id: uuid.UUID, key_id: uuid.UUID) -> None:
+async def revoke(session: AsyncSession, caller: Caller, key_id: uuid.UUID) -> None:
     """Revoke a key of the team; it stops working at once."""
-    api_key = await session.scalar(scoped(ApiKey, team_id, ApiKey.id == key_id))
+    api_key = await session.scalar(tenancy.api_keys(caller).where(ApiKey.id == key_id))
     if api_key is None:
         raise NotFound("api_key")
     if api_key.revoked_at is None:

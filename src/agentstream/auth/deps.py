@@ -1,4 +1,9 @@
-"""Request authentication: credentials → principal, plus role requirements."""
+"""Request authentication: credentials → principal, plus role requirements.
+
+Every authenticated ``/v1`` request goes through ``authenticate`` (or ``get_current_user``
+for the routes that need no team), which re-reads the membership and counts the request
+toward the team's API rate limit — WebSocket message frames included.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from agentstream.auth.service import Principal, resolve_principal, resolve_user
 from agentstream.db import transaction
-from agentstream.kit.errors import Unauthorized, ValidationFailed
+from agentstream.kit.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from agentstream.models import Role, User
-from agentstream.ratelimit.deps import enforce
-from agentstream.state import StateDep
+from agentstream.ratelimit.deps import count_api_request
+from agentstream.state import AppState, StateDep
 
 _bearer = HTTPBearer(auto_error=False, description="JWT access token or API key")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
@@ -29,11 +34,17 @@ def parse_team_id(value: str | None) -> uuid.UUID | None:
         raise ValidationFailed("X-Team-ID must be a UUID.") from exc
 
 
-def _credential(bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> str:
+def _credential(
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> str:
     credential = api_key or (bearer.credentials if bearer else None)
     if not credential:
         raise Unauthorized()
     return credential
+
+
+Credential = Annotated[str, Depends(_credential)]
 
 
 # Authentication uses its own short transaction, released before the endpoint's session
@@ -41,31 +52,40 @@ def _credential(bearer: HTTPAuthorizationCredentials | None, api_key: str | None
 # connection, so concurrent requests cannot deadlock the pool.
 
 
-async def get_current_user(
-    state: StateDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    api_key: Annotated[str | None, Depends(_api_key)],
-) -> User:
-    """The authenticated user, without selecting a team."""
-    credential = _credential(bearer, api_key)
-    async with transaction(state.sessions) as session:
-        return await resolve_user(session, state.settings.resolved_jwt_secret, credential)
-
-
-async def get_principal(
-    state: StateDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    api_key: Annotated[str | None, Depends(_api_key)],
-    x_team_id: Annotated[str | None, Header(alias="X-Team-ID")] = None,
-) -> Principal:
-    """The caller, with membership re-read and the request counted toward the API limit."""
-    credential, team_id = _credential(bearer, api_key), parse_team_id(x_team_id)
+async def authenticate(state: AppState, credential: str, team_id: uuid.UUID | None) -> Principal:
+    """The caller in ``team_id`` (or the credential's team), counted toward its API limit."""
     async with transaction(state.sessions) as session:
         principal = await resolve_principal(
             session, state.settings.resolved_jwt_secret, credential, team_id
         )
-    await enforce(state, f"api:{principal.team_id}", state.settings.rate_limit_api)
+    await count_api_request(state, principal.team_id)
     return principal
+
+
+async def get_current_user(state: StateDep, credential: Credential) -> User:
+    """The authenticated user, without selecting a team (the request still counts)."""
+    async with transaction(state.sessions) as session:
+        user, team_id = await resolve_user(session, state.settings.resolved_jwt_secret, credential)
+    if team_id is not None:
+        await count_api_request(state, team_id)
+    return user
+
+
+async def get_principal(
+    state: StateDep,
+    credential: Credential,
+    x_team_id: Annotated[str | None, Header(alias="X-Team-ID")] = None,
+) -> Principal:
+    """The caller in the team of ``X-Team-ID`` (or the credential's own team)."""
+    return await authenticate(state, credential, parse_team_id(x_team_id))
+
+
+async def get_team_member(team_id: uuid.UUID, state: StateDep, credential: Credential) -> Principal:
+    """The caller as a member of the team in the path; a team they are not in is not found."""
+    try:
+        return await authenticate(state, credential, team_id)
+    except Forbidden as exc:
+        raise NotFound("team") from exc
 
 
 def require_role(role: Role) -> object:
@@ -80,6 +100,7 @@ def require_role(role: Role) -> object:
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+TeamMember = Annotated[Principal, Depends(get_team_member)]
 ViewerPrincipal = Annotated[Principal, require_role(Role.viewer)]
 MemberPrincipal = Annotated[Principal, require_role(Role.member)]
 AdminPrincipal = Annotated[Principal, require_role(Role.admin)]

@@ -29,6 +29,11 @@ class Principal:
     role: Role
     api_key_id: uuid.UUID | None = None
 
+    @property
+    def user_id(self) -> uuid.UUID:
+        """The caller's user id (a principal is a ``tenancy.Caller``)."""
+        return self.user.id
+
     def require(self, role: Role) -> None:
         """Raise ``Forbidden`` unless the caller's role is at least ``role``."""
         if self.role.rank < role.rank:
@@ -214,15 +219,19 @@ async def resolve_principal(
     return await _member_principal(session, claims.user_id, team_id)
 
 
-async def resolve_user(session: AsyncSession, secret: str, credential: str) -> User:
-    """The active user behind a credential, whatever team it names (for ``/me`` and ``/teams``)."""
+async def resolve_user(
+    session: AsyncSession, secret: str, credential: str
+) -> tuple[User, uuid.UUID | None]:
+    """The active user behind a credential, whatever team it names (for ``/me`` and ``/teams``),
+    with the team the request counts against (the key's, or the token's default team)."""
     if tokens.looks_like_api_key(credential):
-        return (await _api_key_principal(session, credential, None)).user
+        principal = await _api_key_principal(session, credential, None)
+        return principal.user, principal.team_id
     claims = tokens.decode_access_token(secret, credential)
     user = await session.get(User, claims.user_id) if claims else None
-    if user is None or not user.is_active:
+    if claims is None or user is None or not user.is_active:
         raise Unauthorized("Invalid or expired token.")
-    return user
+    return user, claims.team_id
 
 
 async def teams_of(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[Team, Role]]:

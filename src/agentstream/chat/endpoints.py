@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from agentstream.auth.deps import CurrentPrincipal
 from agentstream.chat.schemas import ChatRequest, ChatResponse
-from agentstream.chat.service import ChatPrincipal, collect_reply, start_run
+from agentstream.chat.service import collect_reply, start_run
 from agentstream.state import StateDep
 
 router = APIRouter(prefix="/v1/agents", tags=["chat"])
@@ -13,7 +14,7 @@ router = APIRouter(prefix="/v1/agents", tags=["chat"])
 
 @router.post("/{slug}/chat", response_model=ChatResponse)
 async def chat(
-    slug: str, body: ChatRequest, principal: ChatPrincipal, state: StateDep
+    slug: str, body: ChatRequest, principal: CurrentPrincipal, state: StateDep
 ) -> ChatResponse:
     """Send a message and wait for the whole reply."""
     return await collect_reply(await start_run(state, principal, slug, body))

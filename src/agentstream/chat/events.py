@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from agentstream.models import MessageStatus
 
@@ -21,13 +21,26 @@ ErrorCode = Literal[
     "unauthorized",
     "forbidden",
     "validation_error",
+    "unavailable",
+    "interrupted",
+    "run_not_found",
+    "too_many_runs",
+    "run_events_expired",
 ]
 
 
 class Event(BaseModel):
-    """Base of every event: frozen, serialised without inapplicable fields."""
+    """Base of every event, serialised without inapplicable fields.
 
-    model_config = ConfigDict(frozen=True)
+    ``seq`` numbers a run's events (set once, when the run publishes the event; never changed
+    after); ``run_id`` and ``conversation_id`` are stamped on the first event each subscriber
+    receives.
+    """
+
+    type: str
+    seq: int | None = None
+    run_id: uuid.UUID | None = None
+    conversation_id: uuid.UUID | None = None
 
     def dump_json(self) -> bytes:
         """One-line JSON with inapplicable (``None``) fields omitted."""
@@ -57,7 +70,6 @@ class Typing(Event):
 class TextDelta(Event):
     type: Literal["text_delta"] = "text_delta"
     content: str
-    conversation_id: uuid.UUID | None = None
 
 
 class ToolCall(Event):
@@ -92,7 +104,6 @@ class Error(Event):
     type: Literal["error"] = "error"
     content: str
     error_code: ErrorCode
-    conversation_id: uuid.UUID | None = None
     message_id: uuid.UUID | None = None
 
 
@@ -111,3 +122,17 @@ ChatEvent = Annotated[
     Field(discriminator="type"),
 ]
 TERMINAL_TYPES = frozenset({"done", "error"})
+BASIC_TYPES = frozenset({"text_delta", "usage", "done", "error"})
+"""What the basic SSE endpoint shows of a run."""
+
+# Domain error codes a client may see as-is in an ``error`` event; anything else is internal.
+_CLIENT_CODES: frozenset[str] = frozenset(get_args(ErrorCode))
+# Where a code of the HTTP error shape is named differently on a stream.
+_STREAM_CODES = {"validation_error": "invalid_message", "payload_too_large": "invalid_message"}
+
+
+def error_code(code: str) -> ErrorCode:
+    """The stream ``error_code`` for a domain error's machine code (one table for every
+    transport)."""
+    code = _STREAM_CODES.get(code, code)
+    return cast("ErrorCode", code if code in _CLIENT_CODES else "internal_error")

@@ -1,76 +1,158 @@
 """Runs outlive connections: each executes as its own task, owned by the registry.
 
-A transport subscribes to a run's events; if it goes away the run keeps going (or is
-cancelled, when the request asked for ``on_disconnect: "cancel"``) and is persisted.
+A run numbers its events (``seq``) and keeps them, so any number of subscribers can read it
+from any point: the connection that started it, a reconnecting client, a second tab. If the
+starting connection goes away the run keeps going (or is cancelled, when the request asked
+for ``on_disconnect: "cancel"``) and its reply is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 
 from agentstream.chat import events as ev
-from agentstream.chat.flow import PreparedRun, RunControl, execute
+from agentstream.conversations.turns import RunIdentity
 from agentstream.models import MessageStatus
-from agentstream.state import AppState
 
 log = logging.getLogger("agentstream.runs")
 
 
-class Run:
-    """One chat run: a task producing events into a queue for at most one subscriber."""
+@dataclass
+class RunControl:
+    """Shared between a run and whoever may stop it.
 
-    def __init__(self, state: AppState, prepared: PreparedRun) -> None:
-        self.prepared = prepared
+    Only the model phase is interruptible: a cancel that arrives before it starts is
+    honoured when it would, and one that arrives while the result is being stored waits.
+    """
+
+    cancel_status: MessageStatus = MessageStatus.cancelled
+    cancel_requested: bool = False
+    in_model: bool = False
+
+
+Producer = Callable[[RunControl], AsyncIterator[ev.ChatEvent]]
+
+
+class _Streams:
+    """Counts open subscriptions, so shutdown can wait until every one got its last event."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def opened(self) -> Iterator[None]:
+        self.open += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self.open -= 1
+            if not self.open:
+                self._idle.set()
+
+    async def closed(self) -> None:
+        await self._idle.wait()
+
+
+class Run:
+    """One chat run: a task producing numbered events that subscribers read."""
+
+    def __init__(
+        self, identity: RunIdentity, produce: Producer, on_disconnect: str, streams: _Streams
+    ) -> None:
+        self.identity = identity
+        self._streams = streams
+        self.on_disconnect = on_disconnect
         self.control = RunControl()
-        self._queue: asyncio.Queue[ev.ChatEvent | None] = asyncio.Queue()
-        self._detached = False
-        self.task = asyncio.create_task(self._drive(state), name=f"run-{prepared.message_id}")
+        self._events: list[ev.ChatEvent] = []
+        self._finished = False
+        self._wakeup: asyncio.Future[None] | None = None
+        self.task = asyncio.create_task(self._drive(produce), name=f"run-{identity.run_id}")
 
     @property
     def id(self) -> uuid.UUID:
         """The run's id is its assistant message's id."""
-        return self.prepared.message_id
+        return self.identity.run_id
 
-    async def _drive(self, state: AppState) -> None:
-        ended = False
+    @property
+    def finished(self) -> bool:
+        """Whether the terminal event has been published."""
+        return self._finished
+
+    def _publish(self, event: ev.ChatEvent) -> None:
+        event.seq = len(self._events) + 1
+        self._events.append(event)
+        self._finished = event.type in ev.TERMINAL_TYPES
+        if self._wakeup is not None:
+            self._wakeup.set_result(None)
+            self._wakeup = None
+
+    async def _drive(self, produce: Producer) -> None:
         try:
-            async for event in execute(state, self.prepared, self.control):
-                ended = event.type in ev.TERMINAL_TYPES
-                if not self._detached:
-                    self._queue.put_nowait(event)
+            async for event in produce(self.control):
+                self._publish(event)
         except Exception:
             log.exception("run crashed", extra={"message_id": str(self.id)})
         finally:
-            if not ended:
+            if not self._finished:
                 # Even a crash ends with exactly one terminal event.
-                self._queue.put_nowait(
+                self._publish(
                     ev.Error(
                         content="The run ended unexpectedly.",
                         error_code="internal_error",
-                        conversation_id=self.prepared.conversation_id,
+                        conversation_id=self.identity.conversation_id,
                         message_id=self.id,
                     )
                 )
-            self._queue.put_nowait(None)
 
-    async def next_event(self) -> ev.ChatEvent | None:
-        """The next event, or ``None`` after the terminal one (safe to cancel while waiting)."""
-        return await self._queue.get()
+    async def _changed(self, seen: int) -> None:
+        if len(self._events) > seen or self._finished:
+            return
+        if self._wakeup is None:
+            self._wakeup = asyncio.get_running_loop().create_future()
+        # Shielded: one subscriber giving up must not cancel the others' wake-up.
+        await asyncio.shield(self._wakeup)
 
-    def ready_events(self) -> list[ev.ChatEvent | None]:
-        """Events already produced (possibly ending with ``None``), without waiting."""
-        ready: list[ev.ChatEvent | None] = []
-        while not self._queue.empty():
-            ready.append(self._queue.get_nowait())
-        return ready
+    def _stamped(self, event: ev.ChatEvent) -> ev.ChatEvent:
+        """The first event a subscriber receives says which run and conversation it is."""
+        return event.model_copy(
+            update={"run_id": self.id, "conversation_id": self.identity.conversation_id}
+        )
 
-    async def events(self) -> AsyncIterator[ev.ChatEvent]:
-        """The run's events, ending after the terminal one."""
-        while (event := await self._queue.get()) is not None:
-            yield event
+    async def subscribe(
+        self,
+        after: int = 0,
+        *,
+        types: frozenset[str] | None = None,
+        idle_s: float | None = None,
+    ) -> AsyncIterator[list[ev.ChatEvent]]:
+        """The run's events with ``seq > after``, in batches of what is ready, until the
+        terminal one; ``types`` filters them; an empty batch means ``idle_s`` of silence."""
+        seen, first = max(0, after), True
+        with self._streams.opened():
+            while True:
+                try:
+                    async with asyncio.timeout(idle_s):
+                        await self._changed(seen)
+                except TimeoutError:
+                    yield []
+                    continue
+                ready = self._events[seen:]
+                seen += len(ready)
+                batch = [e for e in ready if types is None or e.type in types]
+                if batch and first:
+                    batch[0], first = self._stamped(batch[0]), False
+                if batch:
+                    yield batch
+                if self._finished and seen == len(self._events):
+                    return
 
     def cancel(self, status: MessageStatus = MessageStatus.cancelled) -> None:
         """Stop the model; the partial reply is stored with ``status``."""
@@ -80,9 +162,8 @@ class Run:
             self.task.cancel()
 
     def detach(self) -> None:
-        """The subscriber left: keep running (or cancel, if the request asked for it)."""
-        self._detached = True
-        if self.prepared.on_disconnect == "cancel":
+        """The starting connection left: keep running (or cancel, if the request asked to)."""
+        if self.on_disconnect == "cancel" and not self._finished:
             self.cancel()
 
 
@@ -91,10 +172,12 @@ class RunRegistry:
 
     def __init__(self) -> None:
         self._runs: dict[uuid.UUID, Run] = {}
+        self._streams = _Streams()
+        self.closing = False
 
-    def start(self, state: AppState, prepared: PreparedRun) -> Run:
+    def start(self, identity: RunIdentity, produce: Producer, on_disconnect: str) -> Run:
         """Start a run as its own task."""
-        run = Run(state, prepared)
+        run = Run(identity, produce, on_disconnect, self._streams)
         self._runs[run.id] = run
         run.task.add_done_callback(lambda _: self._runs.pop(run.id, None))
         return run
@@ -103,10 +186,15 @@ class RunRegistry:
         """The runs still in flight."""
         return list(self._runs.values())
 
-    async def shutdown(self, grace_s: float) -> None:
-        """Cancel in-flight runs (stored as ``interrupted``) and wait for them to persist."""
+    async def interrupt_all(self, grace_s: float) -> None:
+        """Stop in-flight runs and wait (up to ``grace_s``) until their replies are stored
+        ``interrupted`` and every open stream has sent its terminal event."""
+        self.closing = True
         runs = list(self._runs.values())
         for run in runs:
             run.cancel(MessageStatus.interrupted)
-        if runs:
-            await asyncio.wait([r.task for r in runs], timeout=grace_s)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_s):
+                if runs:
+                    await asyncio.wait([r.task for r in runs])
+                await self._streams.closed()

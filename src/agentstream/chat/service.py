@@ -1,36 +1,31 @@
-"""Starting runs for any transport, the chat rate limit, and collecting a whole reply."""
+"""Starting runs for every transport (the one chat gate) and collecting a whole reply."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
 
-from fastapi import Depends
-
-from agentstream.auth.deps import MemberPrincipal
 from agentstream.auth.service import Principal
 from agentstream.chat import events as ev
-from agentstream.chat.flow import prepare
+from agentstream.chat.flow import execute, prepare
 from agentstream.chat.runs import Run
 from agentstream.chat.schemas import ChatRequest, ChatResponse
 from agentstream.kit.context import current_request_id
-from agentstream.kit.errors import AppError
-from agentstream.ratelimit.deps import enforce
-from agentstream.state import AppState, StateDep
+from agentstream.kit.errors import AppError, Unavailable
+from agentstream.models import Role
+from agentstream.ratelimit.deps import count_chat_message
+from agentstream.state import AppState
 
 
 async def start_run(state: AppState, principal: Principal, slug: str, request: ChatRequest) -> Run:
-    """Prepare (raising domain errors before anything streams) and start the run's task."""
+    """The chat gate, then the run: members only, within the per-user chat limit (every
+    transport counts); prepare (raising domain errors before anything streams) and start."""
+    principal.require(Role.member)
+    if state.runs.closing:
+        raise Unavailable("The server is shutting down; retry shortly.")
+    await count_chat_message(state, principal.user_id)
     prepared = await prepare(state, principal, slug, request)
-    return state.runs.start(state, prepared)
-
-
-async def chat_principal(principal: MemberPrincipal, state: StateDep) -> Principal:
-    """A member within their per-user chat limit (every transport counts)."""
-    await enforce(state, f"chat:{principal.user.id}", state.settings.rate_limit_chat)
-    return principal
-
-
-ChatPrincipal = Annotated[Principal, Depends(chat_principal)]
+    produce = functools.partial(execute, state, prepared)
+    return state.runs.start(prepared.identity, produce, request.on_disconnect)
 
 
 class RunFailed(AppError):
@@ -52,18 +47,19 @@ class RunFailed(AppError):
 async def collect_reply(run: Run) -> ChatResponse:
     """Wait for a run's terminal event and return the whole reply."""
     text: list[str] = []
-    async for event in run.events():
-        if isinstance(event, ev.TextDelta):
-            text.append(event.content)
-        elif isinstance(event, ev.Error):
-            raise RunFailed(event)
-        elif isinstance(event, ev.Done):
-            return ChatResponse(
-                response="".join(text),
-                conversation_id=event.conversation_id,
-                message_id=event.message_id,
-                usage=event.usage,
-                status=event.status.value,
-                request_id=current_request_id(),
-            )
+    async for batch in run.subscribe():
+        for event in batch:
+            if isinstance(event, ev.TextDelta):
+                text.append(event.content)
+            elif isinstance(event, ev.Error):
+                raise RunFailed(event)
+            elif isinstance(event, ev.Done):
+                return ChatResponse(
+                    response="".join(text),
+                    conversation_id=event.conversation_id,
+                    message_id=event.message_id,
+                    usage=event.usage,
+                    status=event.status.value,
+                    request_id=current_request_id(),
+                )
     raise AppError()  # unreachable: every run ends with done or error

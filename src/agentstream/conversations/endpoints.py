@@ -54,10 +54,10 @@ async def delete_conversation(conversation: ConversationDep, session: SessionDep
 
 @router.get("/{conversation_id}/messages", response_model=Page[MessagePublic])
 async def list_messages(
-    conversation: ConversationDep, session: SessionDep, page: PageDep
+    conversation: ConversationDep, principal: ViewerPrincipal, session: SessionDep, page: PageDep
 ) -> Page[MessagePublic]:
     """A conversation's messages, oldest first."""
-    rows, cursor, has_more = await service.list_messages(session, conversation, page)
+    rows, cursor, has_more = await service.list_messages(session, principal, conversation, page)
     return Page(
         items=[MessagePublic.model_validate(m) for m in rows], cursor=cursor, has_more=has_more
     )

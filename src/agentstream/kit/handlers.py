@@ -8,9 +8,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException
 
+from agentstream.db import DRIVER_CONNECTION_ERRORS, is_unreachable
 from agentstream.kit.context import current_request_id
 from agentstream.kit.errors import AppError
 
@@ -64,19 +66,28 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, message), exc.status_code, headers=exc.headers)
 
 
-async def _overloaded(_: Request, exc: Exception) -> JSONResponse:
-    # The pool (or SQLite's write lock) stayed busy past the database timeout.
-    log.warning("database overloaded: %s", type(exc).__name__)
+def unavailable_response() -> JSONResponse:
+    """503 ``unavailable``: the database is unreachable or overloaded; retrying will work."""
     return JSONResponse(
-        error_body("unavailable", "The server is overloaded; retry shortly."),
+        error_body("unavailable", "The database is unavailable; retry shortly."),
         503,
         headers={"Retry-After": "1"},
     )
 
 
+async def _database_error(_: Request, exc: Exception) -> JSONResponse:
+    if not is_unreachable(exc):
+        log.error("database error", exc_info=exc)
+        return JSONResponse(error_body("internal_error", "Internal server error."), 500)
+    # Refused, restarting, dropped, or the pool / SQLite's write lock stayed busy too long.
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return unavailable_response()
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on the app."""
-    app.add_exception_handler(SATimeoutError, _overloaded)
+    for error in (DBAPIError, SATimeoutError, OSError, *DRIVER_CONNECTION_ERRORS):
+        app.add_exception_handler(error, _database_error)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

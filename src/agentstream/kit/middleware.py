@@ -10,6 +10,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agentstream.db import is_unreachable
 from agentstream.kit import jsonenc
 from agentstream.kit.context import request_id_var
 from agentstream.kit.errors import PayloadTooLarge
@@ -27,6 +28,10 @@ def _incoming_id(scope: Scope) -> str | None:
 
 
 MAX_BODY_BYTES = 1024 * 1024
+_LAST_RESORT = {
+    True: ("unavailable", "The database is unavailable; retry shortly."),
+    False: ("internal_error", "Internal server error."),
+}
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -87,11 +92,15 @@ class RequestContextMiddleware:
             await self.app(
                 scope, capped_receive if scope["type"] == "http" else receive, send_with_id
             )
-        except Exception:
-            log.exception("unhandled error")
+        except Exception as exc:
+            unreachable = is_unreachable(exc)
+            if unreachable:
+                log.warning("database unavailable: %s", type(exc).__name__)
+            else:
+                log.exception("unhandled error")
             if scope["type"] == "http" and status == 0:
-                status = 500
-                await _send_error(send, request_id, 500, "internal_error", "Internal server error.")
+                status = 503 if unreachable else 500
+                await _send_error(send, request_id, status, *_LAST_RESORT[unreachable])
         finally:
             if scope["type"] == "http":
                 log.info(
@@ -116,6 +125,7 @@ async def _send_error(send: Send, request_id: str, status: int, code: str, messa
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"x-request-id", request_id.encode()),
+                *([(b"retry-after", b"1")] if status == 503 else []),
             ],
         }
     )

@@ -28,7 +28,8 @@ async def list_memories(
     rows, cursor, has_more = await service.list_memories(
         session, principal, page, query=q, agent_slug=agent
     )
-    return Page(items=await service.to_public(session, rows), cursor=cursor, has_more=has_more)
+    items = await service.to_public(session, principal, rows)
+    return Page(items=items, cursor=cursor, has_more=has_more)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=MemoryPublic)
@@ -37,7 +38,7 @@ async def create_memory(
 ) -> MemoryPublic:
     """Remember something (``shared: true`` for the whole team needs an admin)."""
     memory = await service.create(session, principal, body)
-    return (await service.to_public(session, [memory]))[0]
+    return (await service.to_public(session, principal, [memory]))[0]
 
 
 @router.delete("/{memory_id}", status_code=status.HTTP_204_NO_CONTENT)

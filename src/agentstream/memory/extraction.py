@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import uuid
 from dataclasses import dataclass
 
 from pydantic_ai import Agent
-from sqlalchemy import select
 
+from agentstream import tenancy
+from agentstream.conversations.turns import RunIdentity
 from agentstream.db import SessionMaker, transaction
 from agentstream.llm.demo import DEMO_MODEL_NAME
 from agentstream.llm.registry import ModelRegistry
@@ -61,13 +61,9 @@ def rule_facts(user_message: str) -> list[ExtractedFact]:
 class Turn:
     """A completed exchange to learn from."""
 
-    team_id: uuid.UUID
-    agent_id: uuid.UUID
-    user_id: uuid.UUID
-    model: str
+    run: RunIdentity
     user_message: str
     assistant_message: str
-    source_message_id: uuid.UUID
 
 
 class MemoryExtractor:
@@ -93,15 +89,16 @@ class MemoryExtractor:
     async def _extract(self, turn: Turn) -> None:
         try:
             facts = rule_facts(turn.user_message)
-            if turn.model != DEMO_MODEL_NAME:
+            if turn.run.model != DEMO_MODEL_NAME:
                 facts += await self._model_facts(
-                    turn.model, turn.user_message, turn.assistant_message
+                    turn.run.model, turn.user_message, turn.assistant_message
                 )
             if facts:
                 await self._store(turn, facts)
         except Exception:
             log.exception(
-                "memory extraction failed", extra={"source_message_id": str(turn.source_message_id)}
+                "memory extraction failed",
+                extra={"source_message_id": str(turn.run.user_message_id)},
             )
 
     async def _model_facts(
@@ -112,14 +109,11 @@ class MemoryExtractor:
         return result.output
 
     async def _store(self, turn: Turn, facts: list[ExtractedFact]) -> None:
+        run = turn.run
         async with transaction(self._sessions) as session:
+            # Whatever this user's chats with this agent can already see is not stored again.
             existing = await session.scalars(
-                select(Memory.content).where(
-                    Memory.team_id == turn.team_id,
-                    Memory.user_id == turn.user_id,
-                    Memory.agent_id == turn.agent_id,
-                    Memory.deleted_at.is_(None),
-                )
+                tenancy.memories(run, run.agent_id).with_only_columns(Memory.content)
             )
             seen = {normalise(c) for c in existing}
             for fact in facts:
@@ -129,12 +123,12 @@ class MemoryExtractor:
                 seen.add(key)
                 session.add(
                     Memory(
-                        team_id=turn.team_id,
-                        agent_id=turn.agent_id,
-                        user_id=turn.user_id,
+                        team_id=run.team_id,
+                        agent_id=run.agent_id,
+                        user_id=run.user_id,
                         content=fact.content,
                         importance=fact.importance,
-                        source_message_id=turn.source_message_id,
+                        source_message_id=run.user_message_id,
                     )
                 )
 

@@ -1,8 +1,9 @@
 """Memories: explicit CRUD and retrieval ranked by relevance, importance and recency.
 
-Visibility: same team, not deleted, the caller's own or shared (``user_id`` NULL), and for
-an agent: unscoped (``agent_id`` NULL) or that agent's. Retrieval returns only memories that
-match words of the message — unrelated memories never pad the prompt.
+Visibility is ``tenancy.memory_visibility``: same team, not deleted, the caller's own or
+shared (``user_id`` NULL), and for an agent: unscoped (``agent_id`` NULL) or that agent's.
+Retrieval returns only memories that match words of the message — unrelated memories never
+pad the prompt.
 """
 
 from __future__ import annotations
@@ -11,36 +12,23 @@ import math
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agentstream import tenancy
 from agentstream.agents.service import get_by_slug
 from agentstream.auth.service import Principal
 from agentstream.kit.errors import NotFound
 from agentstream.kit.pagination import PageParams, paginate
-from agentstream.kit.repository import scoped
 from agentstream.memory.schemas import MemoryCreate, MemoryPublic
 from agentstream.memory.search import text_matches
 from agentstream.models import Agent, Memory, Role, utcnow
+from agentstream.tenancy import Caller
 
 # Weights of the final score; relevance is normalised to [0, 1] among the candidates.
 W_RELEVANCE, W_IMPORTANCE, W_RECENCY = 0.6, 0.3, 0.1
 RECENCY_HALF_LIFE_DAYS = 30.0
 CANDIDATES = 50
-
-
-def visible_to(
-    team_id: uuid.UUID, user_id: uuid.UUID, agent_id: uuid.UUID | None = None
-) -> ColumnElement[bool]:
-    """The visibility rule, as one SQL condition."""
-    condition = and_(
-        Memory.team_id == team_id,
-        Memory.deleted_at.is_(None),
-        or_(Memory.user_id == user_id, Memory.user_id.is_(None)),
-    )
-    if agent_id is not None:
-        condition = and_(condition, or_(Memory.agent_id.is_(None), Memory.agent_id == agent_id))
-    return condition
 
 
 def _score(memory: Memory, relevance: float, best: float) -> float:
@@ -66,16 +54,11 @@ async def rank(
 
 
 async def retrieve(
-    session: AsyncSession,
-    *,
-    team_id: uuid.UUID,
-    agent_id: uuid.UUID,
-    user_id: uuid.UUID,
-    query: str,
-    limit: int,
+    session: AsyncSession, caller: Caller, agent_id: uuid.UUID, query: str, limit: int
 ) -> list[Memory]:
-    """Memories relevant to ``query`` visible to this agent and user; marks them used."""
-    memories = await rank(session, visible_to(team_id, user_id, agent_id), query, limit)
+    """Memories relevant to ``query`` that the caller's chat with this agent may use; marks
+    them used."""
+    memories = await rank(session, tenancy.memory_visibility(caller, agent_id), query, limit)
     if memories:
         await session.execute(
             update(Memory)
@@ -86,12 +69,18 @@ async def retrieve(
     return memories
 
 
-async def to_public(session: AsyncSession, memories: Sequence[Memory]) -> list[MemoryPublic]:
+async def to_public(
+    session: AsyncSession, caller: Caller, memories: Sequence[Memory]
+) -> list[MemoryPublic]:
     """Render memories with their agent's slug."""
     agent_ids = {m.agent_id for m in memories if m.agent_id}
     slugs: dict[uuid.UUID, str] = {}
     if agent_ids:
-        rows = await session.execute(select(Agent.id, Agent.slug).where(Agent.id.in_(agent_ids)))
+        rows = await session.execute(
+            tenancy.agents(caller)
+            .where(Agent.id.in_(agent_ids))
+            .with_only_columns(Agent.id, Agent.slug)
+        )
         slugs = {row.id: row.slug for row in rows}
     return [
         MemoryPublic(
@@ -110,7 +99,7 @@ async def to_public(session: AsyncSession, memories: Sequence[Memory]) -> list[M
 async def create(session: AsyncSession, principal: Principal, body: MemoryCreate) -> Memory:
     """A private memory of the caller, or (admins) a team-wide one; optionally for one agent."""
     principal.require(Role.admin if body.shared else Role.member)
-    agent = await get_by_slug(session, principal.team_id, body.agent) if body.agent else None
+    agent = await get_by_slug(session, principal, body.agent) if body.agent else None
     memory = Memory(
         id=uuid.uuid4(),
         team_id=principal.team_id,
@@ -133,23 +122,18 @@ async def list_memories(
     agent_slug: str | None,
 ) -> tuple[list[Memory], str | None, bool]:
     """The caller's visible memories: newest first, or ranked when ``q`` is given."""
-    agent_id = (
-        (await get_by_slug(session, principal.team_id, agent_slug)).id if agent_slug else None
-    )
-    visible = visible_to(principal.team_id, principal.user.id, agent_id)
+    agent_id = (await get_by_slug(session, principal, agent_slug)).id if agent_slug else None
     if query:
+        visible = tenancy.memory_visibility(principal, agent_id)
         return await rank(session, visible, query, params.limit), None, False
-    rows, cursor, has_more = await paginate(session, select(Memory).where(visible), Memory, params)
+    stmt = tenancy.memories(principal, agent_id)
+    rows, cursor, has_more = await paginate(session, stmt, Memory, params)
     return list(rows), cursor, has_more
 
 
 async def delete(session: AsyncSession, principal: Principal, memory_id: uuid.UUID) -> None:
     """Soft-delete a visible memory (shared ones need an admin)."""
-    memory = await session.scalar(
-        scoped(Memory, principal.team_id, Memory.id == memory_id).where(
-            visible_to(principal.team_id, principal.user.id)
-        )
-    )
+    memory = await session.scalar(tenancy.memories(principal).where(Memory.id == memory_id))
     if memory is None:
         raise NotFound("memory")
     principal.require(Role.admin if memory.user_id is None else Role.member)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import Depends
@@ -22,6 +23,16 @@ async def enforce(state: AppState, key: str, limit: int) -> None:
     decision = await check(state, key, limit)
     if not decision.allowed:
         raise RateLimited(headers=decision.headers())
+
+
+async def count_api_request(state: AppState, team_id: uuid.UUID) -> None:
+    """Every authenticated ``/v1`` request (and WebSocket message) counts toward its team."""
+    await enforce(state, f"api:{team_id}", state.settings.rate_limit_api)
+
+
+async def count_chat_message(state: AppState, user_id: uuid.UUID) -> None:
+    """Every chat message, whatever its transport, counts toward its user's chat limit."""
+    await enforce(state, f"chat:{user_id}", state.settings.rate_limit_chat)
 
 
 def client_ip(conn: HTTPConnection) -> str:

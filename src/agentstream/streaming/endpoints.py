@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, WebSocket
 from starlette.responses import StreamingResponse
 
-from agentstream.auth.deps import parse_team_id
+from agentstream.auth.deps import CurrentPrincipal, parse_team_id
+from agentstream.chat import events as ev
 from agentstream.chat.schemas import ChatRequest
-from agentstream.chat.service import ChatPrincipal, start_run
+from agentstream.chat.service import start_run
 from agentstream.kit.errors import AppError
 from agentstream.state import StateDep, get_state
 from agentstream.streaming.sse import sse_response
@@ -24,20 +25,20 @@ _SSE: dict[int | str, dict[str, Any]] = {
 
 @router.post("/{slug}/chat/stream", response_class=StreamingResponse, responses=_SSE)
 async def chat_stream(
-    slug: str, body: ChatRequest, principal: ChatPrincipal, state: StateDep
+    slug: str, body: ChatRequest, principal: CurrentPrincipal, state: StateDep
 ) -> StreamingResponse:
     """Stream a reply: ``text_delta``* → ``usage`` → ``done`` (or ``error``)."""
     run = await start_run(state, principal, slug, body)
-    return sse_response(run, advanced=False, keepalive_s=state.settings.sse_keepalive_s)
+    return sse_response(run, types=ev.BASIC_TYPES, keepalive_s=state.settings.sse_keepalive_s)
 
 
 @router.post("/{slug}/chat/stream/advanced", response_class=StreamingResponse, responses=_SSE)
 async def chat_stream_advanced(
-    slug: str, body: ChatRequest, principal: ChatPrincipal, state: StateDep
+    slug: str, body: ChatRequest, principal: CurrentPrincipal, state: StateDep
 ) -> StreamingResponse:
     """Stream every event: memory_context, typing, deltas, tool calls and results, usage, done."""
     run = await start_run(state, principal, slug, body)
-    return sse_response(run, advanced=True, keepalive_s=state.settings.sse_keepalive_s)
+    return sse_response(run, keepalive_s=state.settings.sse_keepalive_s)
 
 
 @router.websocket("/{slug}/ws")

@@ -1,53 +1,58 @@
-"""SSE encoding of a run: ``data: <json>`` frames and ``: ping`` keep-alive comments."""
+"""SSE encoding of a run: ``id: <seq>`` + ``data: <json>`` frames, ``: ping`` keep-alives."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from starlette.responses import StreamingResponse
 
+from agentstream.chat import events as ev
 from agentstream.chat.runs import Run
 
-BASIC_TYPES = frozenset({"text_delta", "usage", "done", "error"})
 KEEPALIVE = b": ping\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 
-async def encode_run(run: Run, *, advanced: bool, keepalive_s: float) -> AsyncIterator[bytes]:
-    """Frames for each event the endpoint exposes; a comment when the stream has been silent."""
+def frame(event: ev.Event) -> bytes:
+    """One SSE frame; its id is the event's ``seq``, the cursor to resume after it."""
+    return b"id: %d\ndata: %s\n\n" % (event.seq or 0, event.dump_json())
+
+
+async def encode_run(
+    run: Run, *, after: int, types: frozenset[str] | None, keepalive_s: float, owner: bool
+) -> AsyncIterator[bytes]:
+    """Frames for each event the endpoint exposes; a comment when the stream has been silent.
+
+    ``owner`` marks the connection that started the run: its going away detaches the run.
+    """
     finished = False
     try:
-        while True:
-            try:
-                async with asyncio.timeout(keepalive_s):
-                    event = await run.next_event()
-            except TimeoutError:
-                yield KEEPALIVE
-                continue
-            # Whatever else is already queued goes out in the same write: nothing waits to be
-            # batched, but a fast model does not pay one send per token.
-            batch = [event, *run.ready_events()]
-            chunk = b"".join(
-                b"data: " + e.dump_json() + b"\n\n"
-                for e in batch
-                if e is not None and (advanced or e.type in BASIC_TYPES)
-            )
-            if chunk:
-                yield chunk
-            if batch[-1] is None:
-                finished = True
-                return
+        async for batch in run.subscribe(after, types=types, idle_s=keepalive_s):
+            # Whatever is already produced goes out in one write: nothing waits to be batched,
+            # but a fast model does not pay one send per token.
+            yield b"".join(frame(e) for e in batch) if batch else KEEPALIVE
+        finished = True
     finally:
-        if not finished:
+        if owner and not finished:
             # The client went away: the run carries on (or stops if it asked to) and is stored.
             run.detach()
 
 
-def sse_response(run: Run, *, advanced: bool, keepalive_s: float) -> StreamingResponse:
-    """A ``text/event-stream`` response over a started run."""
+def sse_response(
+    run: Run,
+    *,
+    keepalive_s: float,
+    types: frozenset[str] | None = None,
+    after: int = 0,
+    owner: bool = True,
+) -> StreamingResponse:
+    """A ``text/event-stream`` response over a run, naming the run and its conversation."""
+    headers = SSE_HEADERS | {
+        "X-Run-Id": str(run.id),
+        "X-Conversation-Id": str(run.identity.conversation_id),
+    }
     return StreamingResponse(
-        encode_run(run, advanced=advanced, keepalive_s=keepalive_s),
+        encode_run(run, after=after, types=types, keepalive_s=keepalive_s, owner=owner),
         media_type="text/event-stream",
-        headers=SSE_HEADERS,
+        headers=headers,
     )

@@ -21,23 +21,19 @@ from agentstream.chat import events as ev
 from agentstream.chat.runs import Run
 from agentstream.chat.schemas import ChatRequest
 from agentstream.chat.service import start_run
-from agentstream.db import transaction
+from agentstream.db import is_unreachable, transaction
 from agentstream.kit import jsonenc
 from agentstream.kit.errors import AppError
-from agentstream.models import Role
-from agentstream.ratelimit.deps import check, client_ip
+from agentstream.ratelimit.deps import check, client_ip, count_api_request
 from agentstream.state import AppState
 
 log = logging.getLogger("agentstream.ws")
 
 CLOSE_NORMAL = 1000
 CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_RATE_LIMITED = 4029
-
-_RECOVERABLE_CODES: frozenset[str] = frozenset(
-    {"agent_not_found", "agent_inactive", "conversation_not_found", "rate_limited", "forbidden"}
-)
 
 
 class Closed(Exception):
@@ -127,8 +123,13 @@ class Connection:
                 len(text.encode()) > settings.ws_max_frame_bytes
             ):
                 raise Closed(CLOSE_TOO_BIG, "frame too large")
-            await self.check_access()
-            await self.handle(_parse(text))
+            try:
+                await self.check_access()
+                await self.handle(_parse(text))
+            except Exception as exc:
+                if not is_unreachable(exc):
+                    raise
+                await self.error("unavailable", "The database is unavailable; retry shortly.")
 
     async def check_access(self) -> None:
         """Every frame re-checks token expiry and membership; failure closes with 4001."""
@@ -170,19 +171,12 @@ class Connection:
             await self.error("busy", "A reply is still streaming; cancel it or wait for done.")
             return
         assert self.principal is not None
-        settings = self.state.settings
-        decision = await check(
-            self.state, f"chat:{self.principal.user.id}", settings.rate_limit_chat
-        )
-        if not decision.allowed:
-            await self.error("rate_limited", "Too many messages; retry later.")
-            return
         try:
-            self.principal.require(Role.member)
+            # A message is an API request of its team like any other; then the chat gate.
+            await count_api_request(self.state, self.principal.team_id)
             run = await start_run(self.state, self.principal, self.slug, request)
         except AppError as exc:
-            code = exc.code if exc.code in _RECOVERABLE_CODES else "internal_error"
-            await self.error(code, exc.message)  # type: ignore[arg-type]
+            await self.error(ev.error_code(exc.code), exc.message)
             return
         self.active = run
         self.forwarder = asyncio.create_task(self.forward(run))
@@ -190,11 +184,13 @@ class Connection:
     async def forward(self, run: Run) -> None:
         """Stream the run's events to the client until its terminal event."""
         try:
-            while (event := await run.next_event()) is not None:
-                if event.type in ev.TERMINAL_TYPES:
-                    # Free the slot before sending, so a message right after done is accepted.
-                    self.active = None
-                await self.send(event)
+            async for batch in run.subscribe():
+                for event in batch:
+                    if event.type in ev.TERMINAL_TYPES:
+                        # Free the slot before sending, so a message right after done is
+                        # accepted.
+                        self.active = None
+                    await self.send(event)
         except Closed:
             run.detach()
         finally:
@@ -250,6 +246,10 @@ async def websocket_session(
             await conn.authenticate(credential)
         except AppError as exc:
             raise Closed(CLOSE_UNAUTHORIZED, "authentication failed") from exc
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
+            raise Closed(CLOSE_TRY_AGAIN_LATER, "database unavailable") from exc
         assert conn.principal is not None
         await conn.send(ev.AuthOk(user_id=conn.principal.user.id, team_id=conn.principal.team_id))
         await conn.serve()

@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from agentstream.auth.deps import CurrentUser
+from agentstream.auth.deps import CurrentUser, TeamMember
 from agentstream.auth.schemas import TeamWithRole
 from agentstream.kit.pagination import Page, PageDep
 from agentstream.models import Role
@@ -34,39 +34,32 @@ async def create_team(body: TeamCreate, user: CurrentUser, session: SessionDep) 
 
 
 @router.get("/{team_id}", response_model=TeamDetail)
-async def get_team(team_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> TeamDetail:
+async def get_team(member: TeamMember, session: SessionDep) -> TeamDetail:
     """A team the caller belongs to."""
-    team, role = await service.membership_of(session, user.id, team_id)
+    team = await service.get_team(session, member)
     return TeamDetail(
-        id=team.id, name=team.name, slug=team.slug, role=role, created_at=team.created_at
+        id=team.id, name=team.name, slug=team.slug, role=member.role, created_at=team.created_at
     )
 
 
 @router.get("/{team_id}/members", response_model=Page[MemberPublic])
 async def list_members(
-    team_id: uuid.UUID, user: CurrentUser, session: SessionDep, page: PageDep
+    member: TeamMember, session: SessionDep, page: PageDep
 ) -> Page[MemberPublic]:
     """Members of a team the caller belongs to."""
-    await service.membership_of(session, user.id, team_id)
-    items, cursor, has_more = await service.list_members(session, team_id, page)
+    items, cursor, has_more = await service.list_members(session, member, page)
     return Page(items=items, cursor=cursor, has_more=has_more)
 
 
 @router.post("/{team_id}/members", status_code=status.HTTP_201_CREATED, response_model=MemberPublic)
-async def add_member(
-    team_id: uuid.UUID, body: MemberAdd, user: CurrentUser, session: SessionDep
-) -> MemberPublic:
+async def add_member(body: MemberAdd, member: TeamMember, session: SessionDep) -> MemberPublic:
     """Add an existing user to the team (owners only)."""
-    await service.require_role(session, user.id, team_id, Role.owner)
-    return await service.add_member(session, team_id, body.email, body.role)
+    member.require(Role.owner)
+    return await service.add_member(session, member, body.email, body.role)
 
 
 @router.delete("/{team_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def remove_member(
-    team_id: uuid.UUID, user_id: uuid.UUID, user: CurrentUser, session: SessionDep
-) -> None:
+async def remove_member(user_id: uuid.UUID, member: TeamMember, session: SessionDep) -> None:
     """Remove a member (owners only; anyone may leave a team themselves)."""
-    await service.require_role(
-        session, user.id, team_id, Role.viewer if user_id == user.id else Role.owner
-    )
-    await service.remove_member(session, team_id, user_id)
+    member.require(Role.viewer if user_id == member.user_id else Role.owner)
+    await service.remove_member(session, member, user_id)

@@ -1,4 +1,4 @@
-"""Teams and their members; the caller's membership is checked on every call."""
+"""Teams and their members. Who may do what is the caller's principal in the team."""
 
 from __future__ import annotations
 
@@ -9,38 +9,13 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agentstream import tenancy
 from agentstream.auth.schemas import TeamWithRole
-from agentstream.kit.errors import Conflict, Forbidden, NotFound
+from agentstream.kit.errors import Conflict, NotFound
 from agentstream.kit.pagination import PageParams, paginate
 from agentstream.models import Membership, Role, Team, User
 from agentstream.teams.schemas import MemberPublic
-
-
-async def membership_of(
-    session: AsyncSession, user_id: uuid.UUID, team_id: uuid.UUID
-) -> tuple[Team, Role]:
-    """The team and the user's role in it; ``team_not_found`` for non-members."""
-    row = (
-        await session.execute(
-            select(Team, Membership.role)
-            .join(Membership, Membership.team_id == Team.id)
-            .where(Team.id == team_id, Membership.user_id == user_id)
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFound("team")
-    team, role = row
-    return team, role
-
-
-async def require_role(
-    session: AsyncSession, user_id: uuid.UUID, team_id: uuid.UUID, role: Role
-) -> Team:
-    """The team, if the user is a member with at least ``role`` (non-members: 404)."""
-    team, actual = await membership_of(session, user_id, team_id)
-    if actual.rank < role.rank:
-        raise Forbidden(f"This needs the {role.value} role in the team.")
-    return team
+from agentstream.tenancy import Caller
 
 
 def slugify(value: str, *, max_length: int = 48) -> str:
@@ -58,16 +33,20 @@ async def create_team(session: AsyncSession, name: str, owner: User) -> Team:
     return team
 
 
+async def get_team(session: AsyncSession, caller: Caller) -> Team:
+    """The caller's team."""
+    team = await session.get(Team, caller.team_id)
+    if team is None:
+        raise NotFound("team")
+    return team
+
+
 async def list_members(
-    session: AsyncSession, team_id: uuid.UUID, params: PageParams
+    session: AsyncSession, caller: Caller, params: PageParams
 ) -> tuple[list[MemberPublic], str | None, bool]:
-    """A page of the team's members, oldest first."""
+    """A page of the caller's team's members, oldest first."""
     rows, cursor, has_more = await paginate(
-        session,
-        select(Membership).where(Membership.team_id == team_id),
-        Membership,
-        params,
-        ascending=True,
+        session, tenancy.memberships(caller), Membership, params, ascending=True
     )
     users = {
         u.id: u
@@ -87,36 +66,33 @@ def _member(membership: Membership, user: User) -> MemberPublic:
     )
 
 
-async def add_member(
-    session: AsyncSession, team_id: uuid.UUID, email: str, role: Role
-) -> MemberPublic:
-    """Add an existing user to the team with ``role``."""
+async def add_member(session: AsyncSession, caller: Caller, email: str, role: Role) -> MemberPublic:
+    """Add an existing user to the caller's team with ``role``."""
     user = await session.scalar(select(User).where(User.email == email.lower()))
     if user is None:
         raise NotFound("user", "No user with this email.")
     existing = await session.scalar(
-        select(Membership.id).where(Membership.team_id == team_id, Membership.user_id == user.id)
+        tenancy.memberships(caller)
+        .where(Membership.user_id == user.id)
+        .with_only_columns(Membership.id)
     )
     if existing is not None:
         raise Conflict("This user is already a member of the team.")
-    membership = Membership(team_id=team_id, user_id=user.id, role=role)
+    membership = Membership(team_id=caller.team_id, user_id=user.id, role=role)
     session.add(membership)
     await session.flush()
     return _member(membership, user)
 
 
-async def remove_member(session: AsyncSession, team_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    """Remove a member; the last owner cannot be removed."""
-    membership = await session.scalar(
-        select(Membership).where(Membership.team_id == team_id, Membership.user_id == user_id)
-    )
+async def remove_member(session: AsyncSession, caller: Caller, user_id: uuid.UUID) -> None:
+    """Remove a member of the caller's team; the last owner cannot be removed."""
+    members = tenancy.memberships(caller)
+    membership = await session.scalar(members.where(Membership.user_id == user_id))
     if membership is None:
         raise NotFound("member")
     if membership.role is Role.owner:
         owners = await session.scalar(
-            select(func.count())
-            .select_from(Membership)
-            .where(Membership.team_id == team_id, Membership.role == Role.owner)
+            members.where(Membership.role == Role.owner).with_only_columns(func.count())
         )
         if (owners or 0) <= 1:
             raise Conflict("A team must keep at least one owner.")
@@ -128,11 +104,7 @@ async def list_teams(
 ) -> tuple[list[TeamWithRole], str | None, bool]:
     """A page of the user's teams with their role, oldest membership first."""
     rows, cursor, has_more = await paginate(
-        session,
-        select(Membership).where(Membership.user_id == user_id),
-        Membership,
-        params,
-        ascending=True,
+        session, tenancy.own_memberships(user_id), Membership, params, ascending=True
     )
     teams = {
         t.id: t

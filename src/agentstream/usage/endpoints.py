@@ -33,4 +33,4 @@ async def usage(
     start_at = _aware(start) if start else end_at - timedelta(days=30)
     if start_at >= end_at:
         raise ValidationFailed("'from' must be before 'to'.")
-    return await service.report(session, principal.team_id, start_at, end_at)
+    return await service.report(session, principal, start_at, end_at)

@@ -4,22 +4,37 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agentstream import tenancy
 from agentstream.models import Agent, MessageStatus, UsageLog
+from agentstream.tenancy import Caller
 from agentstream.usage.schemas import AgentTotals, ModelTotals, Totals, UsageReport
+
+
+class Billed(Protocol):
+    """What a usage row is recorded against."""
+
+    @property
+    def team_id(self) -> uuid.UUID: ...
+
+    @property
+    def user_id(self) -> uuid.UUID: ...
+
+    @property
+    def agent_id(self) -> uuid.UUID: ...
+
+    @property
+    def conversation_id(self) -> uuid.UUID: ...
 
 
 async def record_usage(
     session: AsyncSession,
+    run: Billed,
     *,
-    team_id: uuid.UUID,
-    user_id: uuid.UUID,
-    agent_id: uuid.UUID,
-    conversation_id: uuid.UUID,
     model: str,
     input_tokens: int,
     output_tokens: int,
@@ -29,10 +44,10 @@ async def record_usage(
     """Add the usage row of one run (the caller's transaction commits it)."""
     session.add(
         UsageLog(
-            team_id=team_id,
-            user_id=user_id,
-            agent_id=agent_id,
-            conversation_id=conversation_id,
+            team_id=run.team_id,
+            user_id=run.user_id,
+            agent_id=run.agent_id,
+            conversation_id=run.conversation_id,
             model=model,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
@@ -53,31 +68,27 @@ def _totals(row: Any) -> dict[str, int]:
 
 
 async def report(
-    session: AsyncSession, team_id: uuid.UUID, start: datetime, end: datetime
+    session: AsyncSession, caller: Caller, start: datetime, end: datetime
 ) -> UsageReport:
-    """Totals for the team between ``start`` and ``end``, overall, by agent and by model."""
+    """Totals for the caller's team between ``start`` and ``end``, overall, by agent and model."""
     sums = (
         func.count(UsageLog.id).label("runs"),
         func.sum(UsageLog.input_tokens).label("input_tokens"),
         func.sum(UsageLog.output_tokens).label("output_tokens"),
     )
-    window = (
-        UsageLog.team_id == team_id,
-        UsageLog.created_at >= start,
-        UsageLog.created_at < end,
+    window = tenancy.usage_logs(caller).where(
+        UsageLog.created_at >= start, UsageLog.created_at < end
     )
-    total = (await session.execute(select(*sums).where(*window))).one()
+    total = (await session.execute(window.with_only_columns(*sums))).one()
     by_agent = await session.execute(
-        select(Agent.slug, *sums)
+        window.with_only_columns(Agent.slug, *sums)
         .select_from(UsageLog)
         .outerjoin(Agent, Agent.id == UsageLog.agent_id)
-        .where(*window)
         .group_by(Agent.slug)
         .order_by(Agent.slug)
     )
     by_model = await session.execute(
-        select(UsageLog.model, *sums)
-        .where(*window)
+        window.with_only_columns(UsageLog.model, *sums)
         .group_by(UsageLog.model)
         .order_by(UsageLog.model)
     )

@@ -1,0 +1,165 @@
+"""Turn persistence: the rows a chat turn writes, from the user message to the stored reply.
+
+A turn starts with the user message *and* an assistant placeholder (status ``interrupted``),
+so a crash leaves the turn visible; while the reply streams its text is checkpointed into the
+placeholder; when it ends, one UPDATE stores the final state together with the usage row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agentstream import tenancy
+from agentstream.kit.errors import NotFound
+from agentstream.models import (
+    Agent,
+    Conversation,
+    Message,
+    MessageRole,
+    MessageStatus,
+    utcnow,
+)
+from agentstream.tenancy import Caller
+from agentstream.usage.service import record_usage
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Whose a run is and which rows it writes. Its id is the assistant message's id."""
+
+    run_id: uuid.UUID
+    team_id: uuid.UUID
+    user_id: uuid.UUID
+    agent_id: uuid.UUID
+    agent_slug: str
+    model: str
+    conversation_id: uuid.UUID
+    user_message_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    """How a reply ended: what to store in the placeholder and the usage row."""
+
+    content: str
+    status: MessageStatus
+    tool_calls: list[dict[str, Any]]
+    usage: dict[str, Any]
+    input_tokens: int
+    output_tokens: int
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A reply's text so far, to checkpoint."""
+
+    run_id: uuid.UUID
+    content: str
+    tool_calls: list[dict[str, Any]]
+
+
+async def _conversation(
+    session: AsyncSession,
+    caller: Caller,
+    agent: Agent,
+    conversation_id: uuid.UUID | None,
+    title: str,
+) -> tuple[Conversation, Sequence[Message]]:
+    if conversation_id is None:
+        conversation = Conversation(
+            team_id=caller.team_id, agent_id=agent.id, user_id=caller.user_id, title=title[:80]
+        )
+        session.add(conversation)
+        await session.flush()
+        return conversation, []
+    found = await session.scalar(
+        tenancy.conversations(caller).where(
+            Conversation.id == conversation_id, Conversation.agent_id == agent.id
+        )
+    )
+    if found is None:
+        raise NotFound("conversation")
+    conversation = found
+    conversation.updated_at = utcnow()
+    previous = await session.scalars(
+        tenancy.messages(caller, conversation.id).order_by(Message.created_at, Message.id)
+    )
+    return conversation, previous.all()
+
+
+async def start_turn(
+    session: AsyncSession,
+    caller: Caller,
+    agent: Agent,
+    text: str,
+    conversation_id: uuid.UUID | None,
+) -> tuple[RunIdentity, Sequence[Message]]:
+    """Load (or create) the caller's conversation with ``agent`` and write the new turn's rows.
+
+    Returns the run's identity and the conversation's earlier messages.
+    """
+    conversation, previous = await _conversation(session, caller, agent, conversation_id, text)
+    # Explicit ids and ordered timestamps: one flush, and the assistant always sorts after.
+    now = utcnow()
+    common = {"team_id": caller.team_id, "conversation_id": conversation.id}
+    user = Message(id=uuid.uuid4(), role=MessageRole.user, content=text, created_at=now, **common)
+    assistant = Message(
+        id=uuid.uuid4(),
+        role=MessageRole.assistant,
+        status=MessageStatus.interrupted,
+        model=agent.model,
+        created_at=now + timedelta(microseconds=1),
+        **common,
+    )
+    session.add_all([user, assistant])
+    identity = RunIdentity(
+        run_id=assistant.id,
+        team_id=caller.team_id,
+        user_id=caller.user_id,
+        agent_id=agent.id,
+        agent_slug=agent.slug,
+        model=agent.model,
+        conversation_id=conversation.id,
+        user_message_id=user.id,
+    )
+    return identity, previous
+
+
+async def save_drafts(session: AsyncSession, drafts: Sequence[Draft]) -> None:
+    """Checkpoint the text of replies still streaming (one statement for all of them)."""
+    if drafts:
+        await session.execute(
+            update(Message),
+            [{"id": d.run_id, "content": d.content, "tool_calls": d.tool_calls} for d in drafts],
+        )
+
+
+async def finish_turn(session: AsyncSession, run: RunIdentity, outcome: TurnOutcome) -> None:
+    """Store the reply's final state in its placeholder and record the run's usage."""
+    await session.execute(
+        update(Message)
+        .where(Message.id == run.run_id)
+        .values(
+            content=outcome.content,
+            status=outcome.status,
+            tool_calls=outcome.tool_calls,
+            usage=outcome.usage,
+        )
+    )
+    await record_usage(
+        session,
+        run,
+        model=run.model,
+        input_tokens=outcome.input_tokens,
+        output_tokens=outcome.output_tokens,
+        duration_ms=outcome.duration_ms,
+        status=outcome.status,
+    )
