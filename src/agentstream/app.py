@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +15,6 @@ from agentstream.agents.endpoints import router as agents_router
 from agentstream.apikeys.endpoints import router as apikeys_router
 from agentstream.auth.endpoints import router as auth_router
 from agentstream.chat.endpoints import router as chat_router
-from agentstream.chat.runs import RunRegistry
 from agentstream.conversations.endpoints import router as conversations_router
 from agentstream.conversations.writer import TurnWriter
 from agentstream.db import create_engine, create_session_maker
@@ -25,6 +25,9 @@ from agentstream.llm.registry import ModelRegistry
 from agentstream.memory.endpoints import router as memory_router
 from agentstream.memory.extraction import MemoryExtractor
 from agentstream.ratelimit.limiter import build_rate_limiter
+from agentstream.runs.endpoints import router as runs_router
+from agentstream.runs.limits import MemoryActiveRuns
+from agentstream.runs.registry import RunRegistry
 from agentstream.settings import Settings
 from agentstream.skills.catalog import SkillCatalog
 from agentstream.state import AppState
@@ -60,13 +63,18 @@ async def build_state(settings: Settings) -> AsyncIterator[AppState]:
     )
     state = AppState(
         settings=settings,
+        worker_id=uuid.uuid4().hex,
         engine=engine,
         sessions=sessions,
         redis=redis,
         limiter=build_rate_limiter(redis),
         skills=skills,
         models=models,
-        runs=RunRegistry(),
+        runs=RunRegistry(
+            MemoryActiveRuns(),
+            max_per_user=settings.max_active_runs_per_user,
+            retain_s=settings.run_events_ttl_s,
+        ),
         writer=writer,
         extractor=MemoryExtractor(sessions, models, settings),
     )
@@ -121,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         conversations_router,
         chat_router,
         streaming_router,
+        runs_router,
         memory_router,
         usage_router,
     ):

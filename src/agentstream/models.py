@@ -103,6 +103,16 @@ class MessageStatus(enum.StrEnum):
     interrupted = "interrupted"
 
 
+class RunStatus(enum.StrEnum):
+    """Where a run is: still streaming, or the status its reply was stored with."""
+
+    running = "running"
+    complete = "complete"
+    cancelled = "cancelled"
+    failed = "failed"
+    interrupted = "interrupted"
+
+
 def _enum(cls: type[enum.Enum]) -> Enum:
     return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
 
@@ -193,6 +203,7 @@ class Conversation(Timestamped, Base):
     __tablename__ = "conversations"
     __table_args__ = (
         Index("ix_conversations_team_user_updated", "team_id", "user_id", "updated_at"),
+        UniqueConstraint("user_id", "agent_id", "client_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -202,6 +213,8 @@ class Conversation(Timestamped, Base):
     )
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(String(200), default="")
+    # A UI client's own chat/thread id (not a UUID of ours), unique per user and agent.
+    client_id: Mapped[str | None] = mapped_column(String(200), default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -222,6 +235,31 @@ class Message(Timestamped, Base):
     tool_calls: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     model: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class RunRecord(Timestamped, Base):
+    """A run: one assistant reply in the making. Its id is the assistant message's id."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_conversation_status", "conversation_id", "status"),
+        Index("ix_runs_status_worker", "status", "worker_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    team_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus), default=RunStatus.running)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # The worker process running it; a run whose worker is gone is interrupted by another.
+    worker_id: Mapped[str] = mapped_column(String(64))
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Memory(Timestamped, Base):

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     ws_max_frame_bytes: int = 64 * 1024
     shutdown_grace_s: float = 5.0
     checkpoint_s: float = 1.0
+    max_active_runs_per_user: int = 5
+    run_events_ttl_s: float = 3600.0
+    run_lease_s: float = 30.0
+    workers: int = 1
 
     skills_dir: Path | None = None
     memory_extraction: bool = True

@@ -11,12 +11,12 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.requests import HTTPConnection
 
-from agentstream.chat.runs import RunRegistry
 from agentstream.conversations.writer import TurnWriter
 from agentstream.db import SessionMaker
 from agentstream.llm.registry import ModelRegistry
 from agentstream.memory.extraction import MemoryExtractor
 from agentstream.ratelimit.limiter import RateLimiter
+from agentstream.runs.registry import RunRegistry
 from agentstream.settings import Settings
 from agentstream.skills.catalog import SkillCatalog
 
@@ -26,6 +26,7 @@ class AppState:
     """Everything long-lived the server owns."""
 
     settings: Settings
+    worker_id: str  # this process, as the owner of the runs it executes
     engine: AsyncEngine
     sessions: SessionMaker
     redis: Redis | None

@@ -12,7 +12,16 @@ from typing import Protocol
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 
-from agentstream.models import Agent, ApiKey, Conversation, Membership, Memory, Message, UsageLog
+from agentstream.models import (
+    Agent,
+    ApiKey,
+    Conversation,
+    Membership,
+    Memory,
+    Message,
+    RunRecord,
+    UsageLog,
+)
 
 
 class Caller(Protocol):
@@ -43,6 +52,13 @@ def messages(caller: Caller, conversation_id: uuid.UUID) -> Select[Message]:
     return select(Message).where(
         Message.team_id == caller.team_id,
         Message.conversation_id.in_(owned.with_only_columns(Conversation.id)),
+    )
+
+
+def runs(caller: Caller) -> Select[RunRecord]:
+    """The caller's own runs (nobody else may see, cancel or resume them)."""
+    return select(RunRecord).where(
+        RunRecord.team_id == caller.team_id, RunRecord.user_id == caller.user_id
     )
 
 

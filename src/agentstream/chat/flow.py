@@ -26,7 +26,6 @@ from agentstream.chat import events as ev
 from agentstream.chat.deps import ChatDeps
 from agentstream.chat.history import rebuild_history
 from agentstream.chat.prompt import build_instructions
-from agentstream.chat.runs import RunControl
 from agentstream.chat.schemas import ChatRequest
 from agentstream.chat.translate import Reply, Translator
 from agentstream.conversations.turns import RunIdentity, TurnOutcome, start_turn
@@ -36,6 +35,7 @@ from agentstream.memory.extraction import Turn
 from agentstream.memory.service import retrieve
 from agentstream.models import Agent as AgentRow
 from agentstream.models import AgentStatus, MessageStatus
+from agentstream.runs.registry import RunControl
 from agentstream.skills.tools import build_skill_toolset
 from agentstream.state import AppState
 
@@ -86,7 +86,7 @@ async def prepare(
     async with transaction(state.sessions) as session:
         agent = _active(await get_by_slug(session, principal, slug))
         identity, previous = await start_turn(
-            session, principal, agent, request.message, request.conversation_id
+            session, principal, agent, request.message, request.conversation_id, state.worker_id
         )
         memories = await retrieve(
             session, principal, agent.id, request.message, state.settings.memory_limit
@@ -208,13 +208,15 @@ async def execute(
     yield ev.MemoryContext(memory_count=run.memory_count)
     yield ev.Typing()
     state.writer.track(identity.run_id, reply)
-    status = MessageStatus.failed
+    status, produced = MessageStatus.failed, 2
     async for item in _model_phase(state, run, reply, control):
         if isinstance(item, MessageStatus):
             status = item
         else:
+            produced += 1
             yield item
     usage = reply.usage(identity.model)
+    terminal = _terminal(identity, status, usage)
     outcome = TurnOutcome(
         content=reply.content,
         status=status,
@@ -223,6 +225,7 @@ async def execute(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         duration_ms=int((time.perf_counter() - started) * 1000),
+        last_seq=produced + len(terminal),
     )
     try:
         await state.writer.finish(identity, outcome)
@@ -239,5 +242,5 @@ async def execute(
         state.extractor.schedule(
             Turn(run=identity, user_message=run.prompt, assistant_message=outcome.content)
         )
-    for event in _terminal(identity, status, usage):
+    for event in terminal:
         yield event

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from agentstream.chat.events import Usage
 from agentstream.kit.schemas import Input, Output
@@ -18,6 +18,14 @@ class ChatRequest(Input):
     conversation_id: uuid.UUID | None = None
     context: dict[str, Any] | None = None
     on_disconnect: Literal["continue", "cancel"] = "continue"
+
+
+class ResumeFrame(BaseModel):
+    """A WebSocket ``resume`` frame: follow a run of the caller's from ``after``."""
+
+    type: Literal["resume"]
+    run_id: uuid.UUID
+    after: int = Field(default=0, ge=0)
 
 
 class ChatResponse(Output):

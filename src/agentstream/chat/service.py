@@ -7,12 +7,12 @@ import functools
 from agentstream.auth.service import Principal
 from agentstream.chat import events as ev
 from agentstream.chat.flow import execute, prepare
-from agentstream.chat.runs import Run
 from agentstream.chat.schemas import ChatRequest, ChatResponse
 from agentstream.kit.context import current_request_id
 from agentstream.kit.errors import AppError, Unavailable
 from agentstream.models import Role
 from agentstream.ratelimit.deps import count_chat_message
+from agentstream.runs.registry import Run
 from agentstream.state import AppState
 
 
@@ -23,9 +23,14 @@ async def start_run(state: AppState, principal: Principal, slug: str, request: C
     if state.runs.closing:
         raise Unavailable("The server is shutting down; retry shortly.")
     await count_chat_message(state, principal.user_id)
-    prepared = await prepare(state, principal, slug, request)
+    slot = await state.runs.reserve(principal.user_id)
+    try:
+        prepared = await prepare(state, principal, slug, request)
+    except BaseException:
+        await slot.release()
+        raise
     produce = functools.partial(execute, state, prepared)
-    return state.runs.start(prepared.identity, produce, request.on_disconnect)
+    return state.runs.start(prepared.identity, produce, request.on_disconnect, slot)
 
 
 class RunFailed(AppError):

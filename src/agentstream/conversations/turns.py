@@ -1,8 +1,9 @@
 """Turn persistence: the rows a chat turn writes, from the user message to the stored reply.
 
-A turn starts with the user message *and* an assistant placeholder (status ``interrupted``),
-so a crash leaves the turn visible; while the reply streams its text is checkpointed into the
-placeholder; when it ends, one UPDATE stores the final state together with the usage row.
+A turn starts with the user message, an assistant placeholder (status ``interrupted``) and
+its run (``running``), so a crash leaves the turn visible; while the reply streams its text is
+checkpointed into the placeholder; when it ends, the final state, the run's and the usage row
+are written in one transaction.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from agentstream.models import (
     Message,
     MessageRole,
     MessageStatus,
+    RunRecord,
+    RunStatus,
     utcnow,
 )
 from agentstream.tenancy import Caller
@@ -55,6 +58,7 @@ class TurnOutcome:
     input_tokens: int
     output_tokens: int
     duration_ms: int
+    last_seq: int
 
 
 @dataclass(frozen=True)
@@ -101,8 +105,10 @@ async def start_turn(
     agent: Agent,
     text: str,
     conversation_id: uuid.UUID | None,
+    worker_id: str,
 ) -> tuple[RunIdentity, Sequence[Message]]:
-    """Load (or create) the caller's conversation with ``agent`` and write the new turn's rows.
+    """Load (or create) the caller's conversation with ``agent`` and write the new turn's rows
+    (user message, assistant placeholder, and the run, owned by ``worker_id``).
 
     Returns the run's identity and the conversation's earlier messages.
     """
@@ -119,7 +125,17 @@ async def start_turn(
         created_at=now + timedelta(microseconds=1),
         **common,
     )
+    run = RunRecord(
+        id=assistant.id,
+        team_id=caller.team_id,
+        user_id=caller.user_id,
+        agent_id=agent.id,
+        conversation_id=conversation.id,
+        worker_id=worker_id,
+    )
     session.add_all([user, assistant])
+    await session.flush()  # the run references the assistant message
+    session.add(run)
     identity = RunIdentity(
         run_id=assistant.id,
         team_id=caller.team_id,
@@ -153,6 +169,11 @@ async def finish_turn(session: AsyncSession, run: RunIdentity, outcome: TurnOutc
             tool_calls=outcome.tool_calls,
             usage=outcome.usage,
         )
+    )
+    await session.execute(
+        update(RunRecord)
+        .where(RunRecord.id == run.run_id)
+        .values(status=RunStatus(outcome.status), last_seq=outcome.last_seq, finished_at=utcnow())
     )
     await record_usage(
         session,

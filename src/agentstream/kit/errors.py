@@ -81,3 +81,15 @@ class Unavailable(AppError):
     status_code = 503
     code = "unavailable"
     default_message = "A required service is unavailable."
+
+
+class TooManyRuns(AppError):
+    status_code = 429
+    code = "too_many_runs"
+    default_message = "Too many replies are streaming at once; wait for one to end."
+
+
+class RunEventsExpired(AppError):
+    status_code = 410
+    code = "run_events_expired"
+    default_message = "This run's events are no longer kept; its message is stored."

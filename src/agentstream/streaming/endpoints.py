@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, WebSocket
 from starlette.responses import StreamingResponse
@@ -13,17 +13,13 @@ from agentstream.chat.schemas import ChatRequest
 from agentstream.chat.service import start_run
 from agentstream.kit.errors import AppError
 from agentstream.state import StateDep, get_state
-from agentstream.streaming.sse import sse_response
+from agentstream.streaming.sse import SSE_RESPONSES, sse_response
 from agentstream.streaming.ws import CLOSE_UNAUTHORIZED, websocket_session
 
 router = APIRouter(prefix="/v1/agents", tags=["streaming"])
 
-_SSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/event-stream": {}}, "description": "A stream of events."}
-}
 
-
-@router.post("/{slug}/chat/stream", response_class=StreamingResponse, responses=_SSE)
+@router.post("/{slug}/chat/stream", response_class=StreamingResponse, responses=SSE_RESPONSES)
 async def chat_stream(
     slug: str, body: ChatRequest, principal: CurrentPrincipal, state: StateDep
 ) -> StreamingResponse:
@@ -32,7 +28,9 @@ async def chat_stream(
     return sse_response(run, types=ev.BASIC_TYPES, keepalive_s=state.settings.sse_keepalive_s)
 
 
-@router.post("/{slug}/chat/stream/advanced", response_class=StreamingResponse, responses=_SSE)
+@router.post(
+    "/{slug}/chat/stream/advanced", response_class=StreamingResponse, responses=SSE_RESPONSES
+)
 async def chat_stream_advanced(
     slug: str, body: ChatRequest, principal: CurrentPrincipal, state: StateDep
 ) -> StreamingResponse:

@@ -18,13 +18,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from agentstream.auth.service import Principal, resolve_principal
 from agentstream.chat import events as ev
-from agentstream.chat.runs import Run
-from agentstream.chat.schemas import ChatRequest
+from agentstream.chat.schemas import ChatRequest, ResumeFrame
 from agentstream.chat.service import start_run
 from agentstream.db import is_unreachable, transaction
 from agentstream.kit import jsonenc
 from agentstream.kit.errors import AppError
 from agentstream.ratelimit.deps import check, client_ip, count_api_request
+from agentstream.runs import service as runs
+from agentstream.runs.registry import Run
 from agentstream.state import AppState
 
 log = logging.getLogger("agentstream.ws")
@@ -55,6 +56,7 @@ class Connection:
     credential: str = ""
     principal: Principal | None = None
     active: Run | None = None
+    owns_active: bool = False  # the active run was started here (not resumed)
     forwarder: asyncio.Task[None] | None = None
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -151,6 +153,8 @@ class Connection:
                 self.active.cancel()
         elif kind == "message":
             await self.start(frame)
+        elif kind == "resume":
+            await self.resume(frame)
         else:
             await self.error("invalid_message", f"Unknown message type: {kind!r}.")
 
@@ -178,13 +182,39 @@ class Connection:
         except AppError as exc:
             await self.error(ev.error_code(exc.code), exc.message)
             return
-        self.active = run
-        self.forwarder = asyncio.create_task(self.forward(run))
+        self.follow(run, after=0, owner=True)
 
-    async def forward(self, run: Run) -> None:
-        """Stream the run's events to the client until its terminal event."""
+    async def resume(self, frame: dict[str, Any]) -> None:
+        """Make a run of the caller's the socket's active one, replaying events after
+        ``after``."""
         try:
-            async for batch in run.subscribe():
+            resume = ResumeFrame.model_validate(frame)
+        except ValidationError as exc:
+            await self.error("invalid_message", _first_error(exc))
+            return
+        if self.active is not None:
+            await self.error("busy", "A reply is still streaming; cancel it or wait for done.")
+            return
+        assert self.principal is not None
+        try:
+            async with transaction(self.state.sessions) as session:
+                stored = await runs.get_owned(session, self.principal, resume.run_id)
+            run = runs.readable(stored, self.state.runs)
+        except AppError as exc:
+            await self.error(ev.error_code(exc.code), exc.message)
+            return
+        self.follow(run, after=resume.after, owner=False)
+
+    def follow(self, run: Run, *, after: int, owner: bool) -> None:
+        """Make ``run`` the active one and stream its events after ``after``."""
+        self.active, self.owns_active = run, owner
+        self.forwarder = asyncio.create_task(self.forward(run, after, owner))
+
+    async def forward(self, run: Run, after: int, owner: bool) -> None:
+        """Stream the run's events to the client until its terminal event; if the client
+        leaves first and started the run, the run is detached."""
+        try:
+            async for batch in run.subscribe(after):
                 for event in batch:
                     if event.type in ev.TERMINAL_TYPES:
                         # Free the slot before sending, so a message right after done is
@@ -192,7 +222,8 @@ class Connection:
                         self.active = None
                     await self.send(event)
         except Closed:
-            run.detach()
+            if owner:
+                run.detach()
         finally:
             if self.active is run:
                 self.active = None
@@ -200,7 +231,7 @@ class Connection:
     async def cleanup(self) -> None:
         """The client is gone: leave the run to finish (or cancel it) and stop our task."""
         run, task = self.active, self.forwarder
-        if run is not None:
+        if run is not None and self.owns_active:
             run.detach()
         if task is not None and not task.done():
             task.cancel()

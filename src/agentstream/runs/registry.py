@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 from agentstream.chat import events as ev
 from agentstream.conversations.turns import RunIdentity
 from agentstream.models import MessageStatus
+from agentstream.runs.limits import ActiveRuns, Slot
 
 log = logging.getLogger("agentstream.runs")
 
@@ -65,10 +68,16 @@ class Run:
     """One chat run: a task producing numbered events that subscribers read."""
 
     def __init__(
-        self, identity: RunIdentity, produce: Producer, on_disconnect: str, streams: _Streams
+        self,
+        identity: RunIdentity,
+        produce: Producer,
+        on_disconnect: str,
+        streams: _Streams,
+        slot: Slot,
     ) -> None:
         self.identity = identity
         self._streams = streams
+        self._slot = slot
         self.on_disconnect = on_disconnect
         self.control = RunControl()
         self._events: list[ev.ChatEvent] = []
@@ -111,6 +120,12 @@ class Run:
                         message_id=self.id,
                     )
                 )
+            await self._slot.release()
+
+    @property
+    def last_seq(self) -> int:
+        """The ``seq`` of the latest event."""
+        return len(self._events)
 
     async def _changed(self, seen: int) -> None:
         if len(self._events) > seen or self._finished:
@@ -168,18 +183,47 @@ class Run:
 
 
 class RunRegistry:
-    """Holds every in-flight run so none is garbage-collected or forgotten at shutdown."""
+    """Holds every run this worker executes: in flight (so none is garbage-collected or
+    forgotten at shutdown), then finished for ``retain_s`` (so clients can still resume)."""
 
-    def __init__(self) -> None:
+    def __init__(self, active_runs: ActiveRuns, *, max_per_user: int, retain_s: float) -> None:
         self._runs: dict[uuid.UUID, Run] = {}
+        self._finished: OrderedDict[uuid.UUID, tuple[Run, float]] = OrderedDict()
+        self._active_runs = active_runs
+        self._max_per_user = max_per_user
+        self._retain_s = retain_s
         self._streams = _Streams()
         self.closing = False
 
-    def start(self, identity: RunIdentity, produce: Producer, on_disconnect: str) -> Run:
-        """Start a run as its own task."""
-        run = Run(identity, produce, on_disconnect, self._streams)
+    async def reserve(self, user_id: uuid.UUID) -> Slot:
+        """A slot among the user's concurrent runs (``too_many_runs`` when they are all used)."""
+        return await self._active_runs.acquire(user_id, self._max_per_user)
+
+    def start(
+        self, identity: RunIdentity, produce: Producer, on_disconnect: str, slot: Slot
+    ) -> Run:
+        """Start a run as its own task; ``slot`` is released when it ends."""
+        self._sweep()
+        run = Run(identity, produce, on_disconnect, self._streams, slot)
         self._runs[run.id] = run
-        run.task.add_done_callback(lambda _: self._runs.pop(run.id, None))
+        run.task.add_done_callback(lambda _: self._retire(run))
+        return run
+
+    def _retire(self, run: Run) -> None:
+        self._runs.pop(run.id, None)
+        self._finished[run.id] = (run, time.monotonic())
+
+    def _sweep(self) -> None:
+        expired = time.monotonic() - self._retain_s
+        while self._finished and next(iter(self._finished.values()))[1] < expired:
+            self._finished.popitem(last=False)
+
+    def get(self, run_id: uuid.UUID) -> Run | None:
+        """This worker's run, in flight or finished recently enough to replay."""
+        self._sweep()
+        run = self._runs.get(run_id)
+        if run is None and run_id in self._finished:
+            run = self._finished[run_id][0]
         return run
 
     def active(self) -> list[Run]:
