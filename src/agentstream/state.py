@@ -14,6 +14,7 @@ from starlette.requests import HTTPConnection
 from agentstream.chat.runs import RunRegistry
 from agentstream.conversations.writer import TurnWriter
 from agentstream.db import SessionMaker
+from agentstream.kit.redis import RedisGuard
 from agentstream.llm.registry import ModelRegistry
 from agentstream.memory.extraction import MemoryExtractor
 from agentstream.ratelimit.limiter import RateLimiter
@@ -28,7 +29,8 @@ class AppState:
     settings: Settings
     engine: AsyncEngine
     sessions: SessionMaker
-    redis: Redis | None
+    redis: Redis | None  # the raw client; prefer redis_guard, which fails fast when Redis hangs
+    redis_guard: RedisGuard | None
     limiter: RateLimiter
     skills: SkillCatalog
     models: ModelRegistry
