@@ -34,6 +34,15 @@ def _summary(results: list[StreamResult]) -> dict[str, Any]:
     }
 
 
+def _ws_message(job: dict[str, Any]) -> str:
+    """The WebSocket ``message`` frame: the same prompt the SSE requests send (``job["body"]``).
+
+    One prompt for every transport, so a reply has the same length (the demo model's 100
+    tokens) over SSE and WebSocket and their numbers compare like for like.
+    """
+    return json.dumps({"type": "message", "content": job["body"]["message"]})
+
+
 async def sequential(job: dict[str, Any]) -> dict[str, Any]:
     results = [
         await sse_stream(job["url"], job["path"], job["body"], job["tokens"][0])
@@ -51,6 +60,8 @@ async def throughput(job: dict[str, Any]) -> dict[str, Any]:
         while time.perf_counter() < deadline:
             results.append(await sse_stream(job["url"], job["path"], job["body"], token))
 
+    message = _ws_message(job)
+
     async def ws_worker(index: int) -> None:
         token = job["tokens"][index % len(job["tokens"])]
         query = f"?token={token}" if token else ""
@@ -58,7 +69,7 @@ async def throughput(job: dict[str, Any]) -> dict[str, Any]:
             await ws.recv()
             while time.perf_counter() < deadline:
                 start = time.perf_counter()
-                await ws.send(json.dumps({"type": "message", "content": "hello"}))
+                await ws.send(message)
                 first, events = 0.0, 0
                 while True:
                     frame = await ws.recv()
@@ -116,10 +127,11 @@ async def cancel(job: dict[str, Any]) -> dict[str, Any]:
     cancelled_at: list[float] = []
     token = job["tokens"][0]
     query = f"?token={token}" if token else ""
+    message = _ws_message(job)
     async with websockets.connect(job["ws_url"] + query, compression=None) as ws:
         await ws.recv()
         for _ in range(job["iterations"]):
-            await ws.send(json.dumps({"type": "message", "content": job.get("content", "go")}))
+            await ws.send(message)
             deltas = 0
             while deltas < 3:
                 deltas += '"text_delta"' in await ws.recv()

@@ -14,6 +14,8 @@ import httpx
 from bench.procs import IdleSockets, Server, run_loadgen
 
 ADVANCED = "/v1/agents/bench/chat/stream/advanced"
+# The one prompt of every scenario and transport (SSE body, WebSocket message frame): the
+# demo model answers it with a story capped at the agent's 100 tokens.
 BODY = {"message": "tell me a long story"}
 
 
@@ -169,7 +171,7 @@ def idle_ws(target: Target, connections: int) -> dict[str, Any]:
 
 
 def cancel(target: Target, profile: Profile, upstream: Server | None) -> dict[str, Any]:
-    result = run_loadgen(target.job("cancel", iterations=profile.cancels, content="stream please"))
+    result = run_loadgen(target.job("cancel", iterations=profile.cancels))
     if upstream is not None:
         closes = httpx.get(upstream.url + "/_closes", timeout=10).json()
         # Pair each cancel with the first upstream close after it.

@@ -21,6 +21,7 @@ from agentstream.db import create_engine, create_session_maker
 from agentstream.health.endpoints import router as health_router
 from agentstream.kit.handlers import install_error_handlers
 from agentstream.kit.middleware import RequestContextMiddleware
+from agentstream.kit.redis import RedisGuard, build_redis
 from agentstream.llm.registry import ModelRegistry
 from agentstream.memory.endpoints import router as memory_router
 from agentstream.memory.extraction import MemoryExtractor
@@ -47,11 +48,15 @@ async def build_state(settings: Settings) -> AsyncIterator[AppState]:
         max_overflow=settings.database_max_overflow,
         timeout_s=settings.database_timeout_s,
     )
-    redis = (
-        Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-        if settings.redis_url
-        else None
-    )
+    redis: Redis | None = None
+    guard: RedisGuard | None = None
+    if settings.redis_url:
+        redis = build_redis(settings.redis_url, settings.redis_timeout_s)
+        # One guard for every Redis feature, so one detected outage makes them all skip it;
+        # its deadline covers a multi-round-trip call (a Lua script's first load).
+        guard = RedisGuard(
+            redis, cooldown_s=settings.redis_cooldown_s, timeout_s=4 * settings.redis_timeout_s
+        )
     skills = SkillCatalog.load(settings.skills_dir)
     models = ModelRegistry(settings, skills)
     sessions = create_session_maker(engine)
@@ -67,7 +72,8 @@ async def build_state(settings: Settings) -> AsyncIterator[AppState]:
         engine=engine,
         sessions=sessions,
         redis=redis,
-        limiter=build_rate_limiter(redis),
+        redis_guard=guard,
+        limiter=build_rate_limiter(guard),
         skills=skills,
         models=models,
         runs=RunRegistry(

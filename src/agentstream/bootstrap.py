@@ -11,11 +11,9 @@ from agentstream.agents import service as agents
 from agentstream.agents.schemas import AgentCreate
 from agentstream.auth import service as auth
 from agentstream.db import transaction
+from agentstream.demo_account import DEMO_EMAIL, DEMO_PASSWORD
 from agentstream.models import Membership, Role, User
 from agentstream.state import AppState
-
-DEMO_EMAIL = "demo@example.com"
-DEMO_PASSWORD = "demo-password"
 
 
 @dataclass(frozen=True)

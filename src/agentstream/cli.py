@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -133,12 +134,20 @@ def chat(
     message: Annotated[
         str | None, typer.Option("--message", "-m", help="Send one message and exit.")
     ] = None,
+    conversation: Annotated[
+        uuid.UUID | None,
+        typer.Option("--conversation", "-c", help="Continue this conversation (its id)."),
+    ] = None,
 ) -> None:
-    """Chat with an agent on a running server, streaming the reply (demo login by default)."""
+    """Chat with an agent on a running server, streaming the reply (demo login by default).
+
+    In the interactive session, /help lists the commands; exit, quit or Ctrl-D leave.
+    """
     from agentstream.client import ChatClient, ClientError
 
+    client = ChatClient(url, token, email, password, console)
     try:
-        asyncio.run(ChatClient(url, token, email, password, console).repl(slug, message))
+        asyncio.run(client.repl(slug, message, conversation))
     except ClientError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from exc

@@ -9,7 +9,7 @@ import httpx
 from httpx_sse import aconnect_sse
 from rich.console import Console
 
-from agentstream.bootstrap import DEMO_EMAIL, DEMO_PASSWORD
+from agentstream.demo_account import DEMO_EMAIL, DEMO_PASSWORD
 from agentstream.kit import jsonenc
 
 
@@ -44,7 +44,7 @@ class ChatClient:
     async def send(
         self, http: httpx.AsyncClient, slug: str, text: str, conversation_id: uuid.UUID | None
     ) -> uuid.UUID | None:
-        """Stream one reply to the console; returns the conversation id."""
+        """Stream one reply to the console as it arrives; returns the conversation id."""
         body: dict[str, Any] = {"message": text}
         if conversation_id:
             body["conversation_id"] = str(conversation_id)
@@ -56,39 +56,85 @@ class ChatClient:
                 raise ClientError(f"{source.response.status_code}: {source.response.text}")
             async for sse in source.aiter_sse():
                 event = jsonenc.loads(sse.data)
-                kind = event["type"]
-                if kind == "text_delta":
-                    self.console.print(event["content"], end="", markup=False, highlight=False)
-                elif kind == "tool_call":
-                    args = jsonenc.dumps(event["tool_args"]).decode()
-                    self.console.print(f"\n[dim]→ {event['tool_name']}({args})[/]")
-                elif kind == "tool_result":
-                    preview = event["tool_result_content"][:80].replace("\n", " ")
-                    self.console.print(f"[dim]← {preview}…[/]")
-                elif kind == "done":
+                if event["type"] == "done":
                     self.console.print()
                     return uuid.UUID(event["conversation_id"])
-                elif kind == "error":
+                if event["type"] == "error":
+                    self.console.print()
                     raise ClientError(f"{event['error_code']}: {event['content']}")
+                self._render(event)
         return conversation_id
 
-    async def repl(self, slug: str, message: str | None) -> None:
-        """Send ``message`` once, or read messages from the terminal until EOF."""
+    def _render(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "text_delta":
+            # soft_wrap: a token is a fragment of a line, rich must not wrap it on its own.
+            self.console.print(
+                event["content"], end="", markup=False, highlight=False, soft_wrap=True
+            )
+        elif kind == "tool_call":
+            args = jsonenc.dumps(event["tool_args"]).decode()
+            self.console.print(f"\n[dim]→ {event['tool_name']}({args})[/]")
+        elif kind == "tool_result":
+            preview = event["tool_result_content"][:80].replace("\n", " ")
+            self.console.print(f"[dim]← {preview}…[/]")
+        else:
+            return
+        # Each piece must reach the screen (or the pipe) when it arrives, not when the
+        # reply ends: a pipe's stdout is block-buffered unless someone flushes.
+        self.console.file.flush()
+
+    async def repl(
+        self, slug: str, message: str | None, conversation_id: uuid.UUID | None = None
+    ) -> None:
+        """Send ``message`` once, or read messages from the terminal until EOF or ``exit``.
+
+        ``conversation_id`` continues an earlier conversation.
+        """
         try:
             async with httpx.AsyncClient(base_url=self.url, timeout=None) as http:
                 token = self.token or await self._login(http)
                 http.headers["Authorization"] = f"Bearer {token}"
                 if message is not None:
-                    await self.send(http, slug, message, None)
+                    await self.send(http, slug, message, conversation_id)
                     return
-                conversation: uuid.UUID | None = None
-                self.console.print(f"Chatting with [bold]{slug}[/] (Ctrl-D to quit)")
-                while True:
-                    try:
-                        text = self.console.input("[bold cyan]you> [/]")
-                    except EOFError:
-                        return
-                    if text.strip():
-                        conversation = await self.send(http, slug, text, conversation)
+                await self._loop(http, slug, conversation_id)
         except httpx.HTTPError as exc:
             raise ClientError(f"Cannot reach {self.url}: {exc}") from exc
+
+    async def _loop(
+        self, http: httpx.AsyncClient, slug: str, conversation: uuid.UUID | None
+    ) -> None:
+        self.console.print(f"Chatting with [bold]{slug}[/] ([bold]/help[/] for commands)")
+        if conversation is not None:
+            self.console.print(f"[dim]Continuing conversation {conversation}[/]")
+        while True:
+            try:
+                text = self.console.input("[bold cyan]you> [/]").strip()
+            except EOFError:
+                self.console.print()
+                break
+            command = text.lower()
+            if command in _EXIT:
+                break
+            if command in ("/help", "help", "?"):
+                self.console.print(HELP, markup=False, highlight=False)
+            elif command == "/new":
+                conversation = None
+                self.console.print("[dim]Started a new conversation.[/]")
+            elif text:
+                conversation = await self.send(http, slug, text, conversation)
+        if conversation is not None:
+            self.console.print(
+                f"[dim]To continue: agentstream chat {slug} --conversation {conversation}[/]",
+                soft_wrap=True,
+            )
+
+
+_EXIT = frozenset({"exit", "quit", "/exit", "/quit", ":q"})
+
+HELP = """Type a message and press Enter to send it; the reply streams as it is written.
+Commands:
+  /help       show this help
+  /new        start a new conversation
+  exit, quit  leave (so does Ctrl-D)"""

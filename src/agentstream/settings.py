@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     database_max_overflow: int = 10
     database_timeout_s: float = 60.0
     redis_url: str | None = None
+    redis_timeout_s: float = 0.25
+    redis_cooldown_s: float = 5.0
     jwt_secret: str | None = None
     access_token_ttl_s: int = 3600
     refresh_token_ttl_s: int = 30 * 24 * 3600

@@ -13,6 +13,7 @@ from starlette.requests import HTTPConnection
 
 from agentstream.conversations.writer import TurnWriter
 from agentstream.db import SessionMaker
+from agentstream.kit.redis import RedisGuard
 from agentstream.llm.registry import ModelRegistry
 from agentstream.memory.extraction import MemoryExtractor
 from agentstream.ratelimit.limiter import RateLimiter
@@ -29,7 +30,8 @@ class AppState:
     worker_id: str  # this process, as the owner of the runs it executes
     engine: AsyncEngine
     sessions: SessionMaker
-    redis: Redis | None
+    redis: Redis | None  # the raw client; prefer redis_guard, which fails fast when Redis hangs
+    redis_guard: RedisGuard | None
     limiter: RateLimiter
     skills: SkillCatalog
     models: ModelRegistry

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from agentstream.kit.redis import RedisGuard
 from agentstream.ratelimit.limiter import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from tests.conftest import REDIS_URL, unavailable
 
@@ -47,7 +48,7 @@ async def limiter(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator
         return
     redis = await real_redis()
     prefix = f"test:{uuid.uuid4().hex}:"
-    yield RedisRateLimiter(redis, clock, prefix=prefix)
+    yield RedisRateLimiter(RedisGuard(redis), clock, prefix=prefix)
     keys = [key async for key in redis.scan_iter(f"{prefix}*")]
     if keys:
         await redis.delete(*keys)
@@ -121,7 +122,8 @@ async def test_concurrent_hits_allow_exactly_the_limit(limiter: RateLimiter) -> 
 async def test_two_redis_workers_share_one_window(clock: Clock) -> None:
     redis = await real_redis()
     prefix = f"test:{uuid.uuid4().hex}:"
-    first, second = RedisRateLimiter(redis, clock, prefix), RedisRateLimiter(redis, clock, prefix)
+    first = RedisRateLimiter(RedisGuard(redis), clock, prefix)
+    second = RedisRateLimiter(RedisGuard(redis), clock, prefix)
     try:
         assert (await first.hit("shared", 2)).allowed
         assert (await second.hit("shared", 2)).allowed
@@ -131,12 +133,14 @@ async def test_two_redis_workers_share_one_window(clock: Clock) -> None:
         await redis.aclose()
 
 
-async def test_redis_down_allows_and_logs(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+async def test_redis_down_allows_and_logs_once(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
     redis = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
-    limiter = RedisRateLimiter(redis, clock)
-    with caplog.at_level(logging.WARNING, logger="agentstream.ratelimit"):
+    limiter = RedisRateLimiter(RedisGuard(redis), clock)
+    with caplog.at_level(logging.WARNING, logger="agentstream.redis"):
         decisions = [await limiter.hit("down", 1) for _ in range(3)]
     await redis.aclose()
     assert all(d.allowed for d in decisions)
-    warnings = [r for r in caplog.records if "failing open" in r.getMessage()]
-    assert len(warnings) == 1  # throttled, not one line per request
+    warnings = [r for r in caplog.records if "Redis unavailable" in r.getMessage()]
+    assert len(warnings) == 1  # once per outage, not one line per request

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from agentstream.kit.redis import RedisGuard, RedisUnavailable
 from agentstream.state import StateDep
 
 router = APIRouter(tags=["health"])
@@ -30,6 +31,17 @@ async def health() -> Health:
     return Health()
 
 
+async def _redis_state(guard: RedisGuard | None) -> Literal["ok", "down", "disabled"]:
+    # Through the guard: while its breaker is open this answers "down" without waiting.
+    if guard is None:
+        return "disabled"
+    try:
+        await guard.run(lambda redis: redis.ping())
+    except RedisUnavailable:
+        return "down"
+    return "ok"
+
+
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(state: StateDep) -> JSONResponse:
     """Ready when the database answers; Redis being down degrades but does not fail it."""
@@ -39,13 +51,7 @@ async def ready(state: StateDep) -> JSONResponse:
             await conn.execute(text("SELECT 1"))
     except Exception:
         database = "down"
-    redis: Literal["ok", "down", "disabled"] = "disabled"
-    if state.redis is not None:
-        try:
-            await state.redis.ping()
-            redis = "ok"
-        except Exception:
-            redis = "down"
+    redis = await _redis_state(state.redis_guard)
     status: Literal["ok", "degraded", "unavailable"] = (
         "unavailable" if database == "down" else "degraded" if redis == "down" else "ok"
     )

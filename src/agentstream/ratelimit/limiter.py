@@ -6,7 +6,6 @@ so a client that keeps retrying is let in as soon as its oldest hit leaves the w
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 import uuid
@@ -15,10 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from agentstream.kit.redis import RedisGuard, RedisUnavailable
 
-log = logging.getLogger("agentstream.ratelimit")
 Clock = Callable[[], float]
 
 
@@ -119,42 +116,39 @@ return {allowed, count, oldest[2] or ''}
 
 
 class RedisRateLimiter:
-    """The same window shared by every worker through one atomic Lua script; fails open."""
+    """The same window shared by every worker through one atomic Lua script; fails open.
+
+    Calls go through the ``RedisGuard``: a Redis that fails or hangs is skipped for the
+    guard's cooldown (every hit allowed at once, no socket touched), and the guard logs
+    the outage once.
+    """
 
     def __init__(
-        self, redis: Redis, clock: Clock = time.time, prefix: str = "agentstream:rl:"
+        self, guard: RedisGuard, clock: Clock = time.time, prefix: str = "agentstream:rl:"
     ) -> None:
-        self._redis = redis
+        self._guard = guard
         self._clock = clock
         self._prefix = prefix
-        self._script = redis.register_script(_SLIDING_WINDOW)
-        self._last_warning = -math.inf
+        self._script = guard.client.register_script(_SLIDING_WINDOW)
 
     async def hit(self, key: str, limit: int, window_s: float = 60.0) -> RateDecision:
         now = self._clock()
         if limit <= 0:
             return _unlimited(now)
+        keys = [self._prefix + key]
+        args: list[float | str] = [now, window_s, limit, f"{now}:{uuid.uuid4().hex}"]
         try:
-            result: Any = await self._script(
-                keys=[self._prefix + key], args=[now, window_s, limit, f"{now}:{uuid.uuid4().hex}"]
-            )
-        except (TimeoutError, RedisError, OSError) as exc:
-            self._warn(exc)
+            result: Any = await self._guard.run(lambda redis: self._script(keys, args, redis))
+        except RedisUnavailable:
             return RateDecision(True, limit, limit, now + window_s, 0.0)
         allowed, count, oldest = int(result[0]), int(result[1]), result[2]
         oldest_at = float(oldest) if oldest not in (b"", "", None) else None
         return _decide(limit, window_s, now, count, oldest_at, bool(allowed))
 
-    def _warn(self, exc: BaseException) -> None:
-        # Once per 30 s: a Redis outage must not flood the logs with one line per request.
-        if time.monotonic() - self._last_warning >= 30:
-            self._last_warning = time.monotonic()
-            log.warning("rate limiter: Redis unavailable, failing open (%s)", exc)
-
     async def aclose(self) -> None:
         return None
 
 
-def build_rate_limiter(redis: Redis | None) -> RateLimiter:
-    """Redis-backed when a client is configured, in-process otherwise."""
-    return RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
+def build_rate_limiter(guard: RedisGuard | None) -> RateLimiter:
+    """Redis-backed when a Redis guard is configured, in-process otherwise."""
+    return RedisRateLimiter(guard) if guard is not None else MemoryRateLimiter()
