@@ -100,6 +100,7 @@ def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Set
         "rate_limit_api": 0,
         "rate_limit_auth": 0,
         "rate_limit_ws_connect": 0,
+        "max_active_runs_per_user": 0,
         "memory_extraction": True,
     }
     values.update(overrides)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from agentstream.auth.endpoints import router as auth_router
 from agentstream.chat.endpoints import router as chat_router
 from agentstream.conversations.endpoints import router as conversations_router
 from agentstream.conversations.writer import TurnWriter
-from agentstream.db import create_engine, create_session_maker
+from agentstream.db import SessionMaker, create_engine, create_session_maker
 from agentstream.health.endpoints import router as health_router
 from agentstream.kit.handlers import install_error_handlers
 from agentstream.kit.middleware import RequestContextMiddleware
@@ -26,8 +27,10 @@ from agentstream.llm.registry import ModelRegistry
 from agentstream.memory.endpoints import router as memory_router
 from agentstream.memory.extraction import MemoryExtractor
 from agentstream.ratelimit.limiter import build_rate_limiter
+from agentstream.runs.coordinator import Coordinator
 from agentstream.runs.endpoints import router as runs_router
 from agentstream.runs.limits import MemoryActiveRuns
+from agentstream.runs.redis import RedisActiveRuns, RedisRunLog
 from agentstream.runs.registry import RunRegistry
 from agentstream.settings import Settings
 from agentstream.skills.catalog import SkillCatalog
@@ -40,63 +43,124 @@ log = logging.getLogger("agentstream")
 
 
 @asynccontextmanager
-async def build_state(settings: Settings) -> AsyncIterator[AppState]:
-    """Create the engine, Redis client, limiter, registries; close them all on exit."""
-    engine = create_engine(
-        settings.resolved_database_url,
-        pool_size=settings.database_pool_size,
-        max_overflow=settings.database_max_overflow,
-        timeout_s=settings.database_timeout_s,
-    )
-    redis: Redis | None = None
-    guard: RedisGuard | None = None
-    if settings.redis_url:
-        redis = build_redis(settings.redis_url, settings.redis_timeout_s)
-        # One guard for every Redis feature, so one detected outage makes them all skip it;
-        # its deadline covers a multi-round-trip call (a Lua script's first load).
-        guard = RedisGuard(
-            redis, cooldown_s=settings.redis_cooldown_s, timeout_s=4 * settings.redis_timeout_s
-        )
-    skills = SkillCatalog.load(settings.skills_dir)
-    models = ModelRegistry(settings, skills)
-    sessions = create_session_maker(engine)
-    writer = TurnWriter(
-        sessions,
-        checkpoint_s=settings.checkpoint_s,
-        timeout_s=settings.database_timeout_s,
-        spill=settings.data_dir / "pending-replies.jsonl",
-    )
-    state = AppState(
-        settings=settings,
-        worker_id=uuid.uuid4().hex,
-        engine=engine,
-        sessions=sessions,
-        redis=redis,
-        redis_guard=guard,
-        limiter=build_rate_limiter(guard),
-        skills=skills,
-        models=models,
-        runs=RunRegistry(
+async def _runs(
+    settings: Settings, sessions: SessionMaker, guard: RedisGuard | None, worker_id: str
+) -> AsyncIterator[tuple[RunRegistry, Coordinator]]:
+    """The run registry and the coordinator: in process, or shared through Redis."""
+    if guard is None or settings.redis_url is None:
+        registry = RunRegistry(
             MemoryActiveRuns(),
             max_per_user=settings.max_active_runs_per_user,
             retain_s=settings.run_events_ttl_s,
-        ),
-        writer=writer,
-        extractor=MemoryExtractor(sessions, models, settings),
+        )
+        coordinator = Coordinator(
+            worker_id=worker_id,
+            registry=registry,
+            sessions=sessions,
+            lease_s=settings.run_lease_s,
+            ttl_s=settings.run_events_ttl_s,
+        )
+        await coordinator.start()
+        try:
+            yield registry, coordinator
+        finally:
+            await coordinator.aclose()
+        return
+    log_mirror = RedisRunLog(
+        guard, ttl_s=settings.run_events_ttl_s, retry_s=settings.redis_cooldown_s
     )
-    await writer.start()
+    active_runs = RedisActiveRuns(guard, lease_s=settings.run_lease_s)
+    registry = RunRegistry(
+        active_runs,
+        max_per_user=settings.max_active_runs_per_user,
+        # Redis keeps the events for every worker; this worker's copy only serves it faster.
+        retain_s=min(settings.run_events_ttl_s, 60.0),
+        mirror=log_mirror,
+    )
+    # Blocking reads (XREAD BLOCK, pub/sub) wait longer than the guard's short timeouts.
+    blocking = Redis.from_url(settings.redis_url, socket_connect_timeout=settings.redis_timeout_s)
+    coordinator = Coordinator(
+        worker_id=worker_id,
+        registry=registry,
+        sessions=sessions,
+        lease_s=settings.run_lease_s,
+        ttl_s=settings.run_events_ttl_s,
+        guard=guard,
+        blocking=blocking,
+        active_runs=active_runs,
+    )
+    log_mirror.start()
+    await coordinator.start()
     try:
-        yield state
+        yield registry, coordinator
     finally:
-        # Order matters: runs persist their replies (through the writer, which then spills
-        # what the database refuses), extraction may still write, then close.
-        await state.runs.interrupt_all(settings.shutdown_grace_s)
-        await writer.aclose()
-        await state.extractor.aclose()
-        await state.limiter.aclose()
-        if redis is not None:
-            await redis.aclose()
-        await engine.dispose()
+        await coordinator.aclose()
+        await log_mirror.aclose()
+        await blocking.aclose()
+
+
+@asynccontextmanager
+async def build_state(settings: Settings) -> AsyncIterator[AppState]:
+    """Create the engine, Redis clients, writer, runs, limiter; close them all on exit.
+
+    They close in reverse order: runs are interrupted first (their replies stored through the
+    writer, which spills what the database refuses), then the rest.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        engine = create_engine(
+            settings.resolved_database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            timeout_s=settings.database_timeout_s,
+        )
+        stack.push_async_callback(engine.dispose)
+        redis: Redis | None = None
+        guard: RedisGuard | None = None
+        if settings.redis_url:
+            redis = build_redis(settings.redis_url, settings.redis_timeout_s)
+            stack.push_async_callback(redis.aclose)
+            # One guard for every Redis feature, so one detected outage makes them all skip
+            # it; its deadline covers a multi-round-trip call (a Lua script's first load).
+            guard = RedisGuard(
+                redis,
+                cooldown_s=settings.redis_cooldown_s,
+                timeout_s=4 * settings.redis_timeout_s,
+            )
+        skills = SkillCatalog.load(settings.skills_dir)
+        models = ModelRegistry(settings, skills)
+        sessions = create_session_maker(engine)
+        writer = TurnWriter(
+            sessions,
+            checkpoint_s=settings.checkpoint_s,
+            timeout_s=settings.database_timeout_s,
+            spill=settings.data_dir / "pending-replies.jsonl",
+        )
+        await writer.start()
+        stack.push_async_callback(writer.aclose)
+        worker_id = uuid.uuid4().hex
+        registry, coordinator = await stack.enter_async_context(
+            _runs(settings, sessions, guard, worker_id)
+        )
+        extractor = MemoryExtractor(sessions, models, settings)
+        stack.push_async_callback(extractor.aclose)
+        limiter = build_rate_limiter(guard)
+        stack.push_async_callback(limiter.aclose)
+        stack.push_async_callback(registry.interrupt_all, settings.shutdown_grace_s)
+        yield AppState(
+            settings=settings,
+            worker_id=worker_id,
+            engine=engine,
+            sessions=sessions,
+            redis=redis,
+            redis_guard=guard,
+            limiter=limiter,
+            skills=skills,
+            models=models,
+            runs=registry,
+            coordinator=coordinator,
+            writer=writer,
+            extractor=extractor,
+        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -41,13 +41,22 @@ def _migrate(settings: Settings) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (AGENTSTREAM_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (AGENTSTREAM_PORT).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes on one port (AGENTSTREAM_WORKERS); >1 needs Redis."),
+    ] = None,
 ) -> None:
     """Run the server (migrating the database first unless AGENTSTREAM_AUTO_MIGRATE=false)."""
     from agentstream.bootstrap import ensure_demo
     from agentstream.kit.logging import configure_logging
+    from agentstream.server import WorkersNeedRedis
     from agentstream.server import serve as run_server
 
     settings = Settings()
+    processes = workers or settings.workers
+    if processes > 1 and not settings.redis_url:
+        err.print(f"[red]{WorkersNeedRedis.message(processes)}[/]", soft_wrap=True)
+        raise typer.Exit(2)
     configure_logging(settings.log_level)
     if settings.auto_migrate:
         _migrate(settings)
@@ -62,7 +71,7 @@ def serve(
             f"Chat:   agentstream chat demo",
             soft_wrap=True,
         )
-    run_server(settings, bind_host, bind_port)
+    run_server(settings, bind_host, bind_port, processes)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Serving the app with uvicorn, with a shutdown that ends every stream properly.
+"""Serving the app with uvicorn: one process, or N workers on one port.
 
 uvicorn's own shutdown closes WebSockets (1012) and then cancels streaming responses after its
 grace period, before the app's lifespan may act: clients would be cut with no terminal event.
@@ -13,10 +13,24 @@ import socket
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.supervisors import multiprocess
 
 from agentstream.app import create_app
 from agentstream.settings import Settings
 from agentstream.state import AppState
+
+
+class WorkersNeedRedis(Exception):
+    """More than one worker was asked for without Redis to share runs and limits."""
+
+    @staticmethod
+    def message(workers: int) -> str:
+        """What to set, said plainly."""
+        return (
+            f"{workers} workers need Redis to share runs, cancels and limits: set "
+            "AGENTSTREAM_REDIS_URL (e.g. redis://127.0.0.1:6379/0), and use PostgreSQL "
+            "(AGENTSTREAM_DATABASE_URL=postgresql+asyncpg://...)."
+        )
 
 
 class _Server(uvicorn.Server):
@@ -34,10 +48,8 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
-    """Run the server until SIGINT/SIGTERM."""
-    app = create_app(settings)
-    config = uvicorn.Config(
+def _config(settings: Settings, app: FastAPI | str, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -45,4 +57,38 @@ def serve(settings: Settings, host: str, port: int) -> None:
         ws_max_size=settings.ws_max_frame_bytes,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )
-    _Server(config, app, settings.shutdown_grace_s).run()
+
+
+def _server(settings: Settings, host: str, port: int) -> _Server:
+    app = create_app(settings)
+    return _Server(_config(settings, app, host, port), app, settings.shutdown_grace_s)
+
+
+class _WorkerProcess(multiprocess.Process):
+    """uvicorn's worker process, serving our server (with its shutdown) instead of its own."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            # In the child: its own settings (from the environment) and app.
+            self._server = _server(Settings(), self.config.host, self.config.port)
+        return self._server
+
+    def target(self, sockets: list[socket.socket] | None = None) -> None:
+        _ = self.server  # built before the health-check thread can race to build another
+        super().target(sockets)
+
+
+def serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Run the server until SIGINT/SIGTERM, in ``workers`` processes sharing the port."""
+    if workers <= 1:
+        _server(settings, host, port).run()
+        return
+    if not settings.redis_url:
+        raise WorkersNeedRedis(WorkersNeedRedis.message(workers))
+    config = _config(settings, "agentstream.app:create_app", host, port)
+    config.workers = workers
+    # uvicorn's supervisor (which also restarts a worker that dies) builds its workers by
+    # this module-level name and has no other hook for the server they run.
+    multiprocess.Process = _WorkerProcess  # type: ignore[misc]
+    multiprocess.Multiprocess(config, sockets=[config.bind_socket()]).run()

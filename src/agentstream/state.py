@@ -17,6 +17,7 @@ from agentstream.kit.redis import RedisGuard
 from agentstream.llm.registry import ModelRegistry
 from agentstream.memory.extraction import MemoryExtractor
 from agentstream.ratelimit.limiter import RateLimiter
+from agentstream.runs.coordinator import Coordinator
 from agentstream.runs.registry import RunRegistry
 from agentstream.settings import Settings
 from agentstream.skills.catalog import SkillCatalog
@@ -36,6 +37,7 @@ class AppState:
     skills: SkillCatalog
     models: ModelRegistry
     runs: RunRegistry
+    coordinator: Coordinator
     writer: TurnWriter
     extractor: MemoryExtractor
 

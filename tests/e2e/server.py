@@ -38,6 +38,7 @@ class ServerProcess:
             "AGENTSTREAM_RATE_LIMIT_API": "0",
             "AGENTSTREAM_RATE_LIMIT_AUTH": "0",
             "AGENTSTREAM_RATE_LIMIT_WS_CONNECT": "0",
+            "AGENTSTREAM_MAX_ACTIVE_RUNS_PER_USER": "0",
             "PYDANTIC_AI_NO_BANNER": "1",
             **env,
         }

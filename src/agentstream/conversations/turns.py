@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentstream import tenancy
@@ -184,3 +184,35 @@ async def finish_turn(session: AsyncSession, run: RunIdentity, outcome: TurnOutc
         duration_ms=outcome.duration_ms,
         status=outcome.status,
     )
+
+
+async def running_runs(
+    session: AsyncSession, *, exclude_worker: str
+) -> list[tuple[uuid.UUID, str]]:
+    """``(run id, worker id)`` of every run still marked running by another worker."""
+    rows = await session.execute(
+        select(RunRecord.id, RunRecord.worker_id).where(
+            RunRecord.status == RunStatus.running, RunRecord.worker_id != exclude_worker
+        )
+    )
+    return [(run_id, worker) for run_id, worker in rows]
+
+
+async def interrupt_run(
+    session: AsyncSession, run_id: uuid.UUID, recovered: Draft, last_seq: int
+) -> uuid.UUID | None:
+    """Mark a run whose worker died ``interrupted`` (once: the first caller claims it), keeping
+    the longer of its checkpoint and ``recovered`` text. Returns its conversation id if claimed.
+    """
+    claimed: uuid.UUID | None = await session.scalar(
+        update(RunRecord)
+        .where(RunRecord.id == run_id, RunRecord.status == RunStatus.running)
+        .values(status=RunStatus.interrupted, finished_at=utcnow(), last_seq=last_seq)
+        .returning(RunRecord.conversation_id)
+    )
+    if claimed is None:
+        return None
+    stored = await session.scalar(select(Message.content).where(Message.id == run_id))
+    if stored is not None and len(recovered.content) > len(stored):
+        await save_drafts(session, [recovered])
+    return claimed

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from agentstream.kit.redis import RedisGuard, RedisUnavailable
@@ -17,6 +18,7 @@ router = APIRouter(tags=["health"])
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
+    pid: int = Field(default_factory=os.getpid, description="The worker process answering.")
 
 
 class Readiness(BaseModel):

@@ -30,14 +30,15 @@ RunDep = Annotated[RunPublic, Depends(owned_run)]
 @router.get("/{run_id}", response_model=RunPublic)
 async def get_run(run: RunDep, state: StateDep) -> RunPublic:
     """A run: its status and the ``seq`` of its latest event."""
-    return service.live(run, state.runs)
+    return run.model_copy(update={"last_seq": await state.coordinator.last_seq(run)})
 
 
 @router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=RunPublic)
 async def cancel_run(run: RunDep, state: StateDep) -> RunPublic:
-    """Stop a run as a WebSocket ``cancel`` would; idempotent. Returns the run as it is now."""
-    service.cancel(run, state.runs)
-    return service.live(run, state.runs)
+    """Stop a run as a WebSocket ``cancel`` would, whichever worker runs it; idempotent.
+    Returns the run as it is now (it may still read ``running`` for an instant)."""
+    await state.coordinator.cancel(run)
+    return run.model_copy(update={"last_seq": await state.coordinator.last_seq(run)})
 
 
 @router.get("/{run_id}/events", response_class=StreamingResponse, responses=SSE_RESPONSES)
@@ -49,8 +50,8 @@ async def run_events(
 ) -> StreamingResponse:
     """The run's events after ``Last-Event-ID`` (or ``?after=``; default: all), then live
     until its terminal event."""
-    local = service.readable(run, state.runs)
+    readable = await state.coordinator.readable(run)
     cursor = last_event_id if last_event_id is not None else (after or 0)
     return sse_response(
-        local, after=cursor, keepalive_s=state.settings.sse_keepalive_s, owner=False
+        readable, after=cursor, keepalive_s=state.settings.sse_keepalive_s, owner=False
     )

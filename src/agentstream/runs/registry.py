@@ -16,6 +16,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from agentstream.chat import events as ev
 from agentstream.conversations.turns import RunIdentity
@@ -39,6 +40,54 @@ class RunControl:
 
 
 Producer = Callable[[RunControl], AsyncIterator[ev.ChatEvent]]
+Batches = AsyncIterator[list[ev.ChatEvent]]
+
+
+class Mirror(Protocol):
+    """Told of every event a run publishes (the Redis log mirrors them for other workers)."""
+
+    def published(self, run: Run) -> None:
+        """``run`` has a new event."""
+        ...
+
+
+class Readable(Protocol):
+    """A run as a transport reads it: this worker's own, or one followed through Redis."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def conversation_id(self) -> uuid.UUID: ...
+
+    def subscribe(
+        self, after: int = 0, *, types: frozenset[str] | None = None, idle_s: float | None = None
+    ) -> Batches:
+        """Batches of the run's events after ``after`` until its terminal event."""
+        ...
+
+    def detach(self) -> None:
+        """The connection that started the run went away."""
+        ...
+
+
+async def shaped(
+    batches: Batches,
+    *,
+    run_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    types: frozenset[str] | None,
+) -> Batches:
+    """What one subscriber sees of a run's batches: only ``types`` (when given), and its
+    first event stamped with the run and conversation ids. Empty batches (keep-alives) pass."""
+    first = True
+    async for batch in batches:
+        selected = [e for e in batch if types is None or e.type in types]
+        if selected and first:
+            stamp = {"run_id": run_id, "conversation_id": conversation_id}
+            selected[0], first = selected[0].model_copy(update=stamp), False
+        if selected or not batch:
+            yield selected
 
 
 class _Streams:
@@ -74,10 +123,12 @@ class Run:
         on_disconnect: str,
         streams: _Streams,
         slot: Slot,
+        mirror: Mirror | None = None,
     ) -> None:
         self.identity = identity
         self._streams = streams
         self._slot = slot
+        self._mirror = mirror
         self.on_disconnect = on_disconnect
         self.control = RunControl()
         self._events: list[ev.ChatEvent] = []
@@ -102,6 +153,8 @@ class Run:
         if self._wakeup is not None:
             self._wakeup.set_result(None)
             self._wakeup = None
+        if self._mirror is not None:
+            self._mirror.published(self)
 
     async def _drive(self, produce: Producer) -> None:
         try:
@@ -127,6 +180,15 @@ class Run:
         """The ``seq`` of the latest event."""
         return len(self._events)
 
+    @property
+    def conversation_id(self) -> uuid.UUID:
+        """The conversation the run's reply belongs to."""
+        return self.identity.conversation_id
+
+    def events_after(self, seq: int) -> list[ev.ChatEvent]:
+        """The events published after ``seq``."""
+        return self._events[seq:]
+
     async def _changed(self, seen: int) -> None:
         if len(self._events) > seen or self._finished:
             return
@@ -135,22 +197,25 @@ class Run:
         # Shielded: one subscriber giving up must not cancel the others' wake-up.
         await asyncio.shield(self._wakeup)
 
-    def _stamped(self, event: ev.ChatEvent) -> ev.ChatEvent:
-        """The first event a subscriber receives says which run and conversation it is."""
-        return event.model_copy(
-            update={"run_id": self.id, "conversation_id": self.identity.conversation_id}
-        )
-
-    async def subscribe(
+    def subscribe(
         self,
         after: int = 0,
         *,
         types: frozenset[str] | None = None,
         idle_s: float | None = None,
-    ) -> AsyncIterator[list[ev.ChatEvent]]:
+    ) -> Batches:
         """The run's events with ``seq > after``, in batches of what is ready, until the
-        terminal one; ``types`` filters them; an empty batch means ``idle_s`` of silence."""
-        seen, first = max(0, after), True
+        terminal one; ``types`` filters them; an empty batch means ``idle_s`` of silence. The
+        first event names the run and its conversation."""
+        return shaped(
+            self._batches(after, idle_s),
+            run_id=self.id,
+            conversation_id=self.conversation_id,
+            types=types,
+        )
+
+    async def _batches(self, after: int, idle_s: float | None) -> Batches:
+        seen = max(0, after)
         with self._streams.opened():
             while True:
                 try:
@@ -161,11 +226,8 @@ class Run:
                     continue
                 ready = self._events[seen:]
                 seen += len(ready)
-                batch = [e for e in ready if types is None or e.type in types]
-                if batch and first:
-                    batch[0], first = self._stamped(batch[0]), False
-                if batch:
-                    yield batch
+                if ready:
+                    yield ready
                 if self._finished and seen == len(self._events):
                     return
 
@@ -186,7 +248,15 @@ class RunRegistry:
     """Holds every run this worker executes: in flight (so none is garbage-collected or
     forgotten at shutdown), then finished for ``retain_s`` (so clients can still resume)."""
 
-    def __init__(self, active_runs: ActiveRuns, *, max_per_user: int, retain_s: float) -> None:
+    def __init__(
+        self,
+        active_runs: ActiveRuns,
+        *,
+        max_per_user: int,
+        retain_s: float,
+        mirror: Mirror | None = None,
+    ) -> None:
+        self._mirror = mirror
         self._runs: dict[uuid.UUID, Run] = {}
         self._finished: OrderedDict[uuid.UUID, tuple[Run, float]] = OrderedDict()
         self._active_runs = active_runs
@@ -204,7 +274,7 @@ class RunRegistry:
     ) -> Run:
         """Start a run as its own task; ``slot`` is released when it ends."""
         self._sweep()
-        run = Run(identity, produce, on_disconnect, self._streams, slot)
+        run = Run(identity, produce, on_disconnect, self._streams, slot, self._mirror)
         self._runs[run.id] = run
         run.task.add_done_callback(lambda _: self._retire(run))
         return run

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.responses import StreamingResponse
 
 from agentstream.chat import events as ev
-from agentstream.runs.registry import Run
+from agentstream.runs.registry import Readable
 
 KEEPALIVE = b": ping\n\n"
 SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -23,7 +23,7 @@ def frame(event: ev.Event) -> bytes:
 
 
 async def encode_run(
-    run: Run, *, after: int, types: frozenset[str] | None, keepalive_s: float, owner: bool
+    run: Readable, *, after: int, types: frozenset[str] | None, keepalive_s: float, owner: bool
 ) -> AsyncIterator[bytes]:
     """Frames for each event the endpoint exposes; a comment when the stream has been silent.
 
@@ -43,7 +43,7 @@ async def encode_run(
 
 
 def sse_response(
-    run: Run,
+    run: Readable,
     *,
     keepalive_s: float,
     types: frozenset[str] | None = None,
@@ -53,7 +53,7 @@ def sse_response(
     """A ``text/event-stream`` response over a run, naming the run and its conversation."""
     headers = SSE_HEADERS | {
         "X-Run-Id": str(run.id),
-        "X-Conversation-Id": str(run.identity.conversation_id),
+        "X-Conversation-Id": str(run.conversation_id),
     }
     return StreamingResponse(
         encode_run(run, after=after, types=types, keepalive_s=keepalive_s, owner=owner),

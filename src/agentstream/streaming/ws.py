@@ -25,7 +25,7 @@ from agentstream.kit import jsonenc
 from agentstream.kit.errors import AppError
 from agentstream.ratelimit.deps import check, client_ip, count_api_request
 from agentstream.runs import service as runs
-from agentstream.runs.registry import Run
+from agentstream.runs.registry import Readable
 from agentstream.state import AppState
 
 log = logging.getLogger("agentstream.ws")
@@ -55,7 +55,7 @@ class Connection:
     team_override: uuid.UUID | None
     credential: str = ""
     principal: Principal | None = None
-    active: Run | None = None
+    active: Readable | None = None
     owns_active: bool = False  # the active run was started here (not resumed)
     forwarder: asyncio.Task[None] | None = None
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -128,6 +128,8 @@ class Connection:
             try:
                 await self.check_access()
                 await self.handle(_parse(text))
+            except AppError as exc:
+                await self.error(ev.error_code(exc.code), exc.message)
             except Exception as exc:
                 if not is_unreachable(exc):
                     raise
@@ -150,7 +152,7 @@ class Connection:
             await self.send(ev.Pong())
         elif kind == "cancel":
             if self.active is not None:
-                self.active.cancel()
+                await self.state.coordinator.stop(self.active.id)
         elif kind == "message":
             await self.start(frame)
         elif kind == "resume":
@@ -199,18 +201,18 @@ class Connection:
         try:
             async with transaction(self.state.sessions) as session:
                 stored = await runs.get_owned(session, self.principal, resume.run_id)
-            run = runs.readable(stored, self.state.runs)
+            run = await self.state.coordinator.readable(stored)
         except AppError as exc:
             await self.error(ev.error_code(exc.code), exc.message)
             return
         self.follow(run, after=resume.after, owner=False)
 
-    def follow(self, run: Run, *, after: int, owner: bool) -> None:
+    def follow(self, run: Readable, *, after: int, owner: bool) -> None:
         """Make ``run`` the active one and stream its events after ``after``."""
         self.active, self.owns_active = run, owner
         self.forwarder = asyncio.create_task(self.forward(run, after, owner))
 
-    async def forward(self, run: Run, after: int, owner: bool) -> None:
+    async def forward(self, run: Readable, after: int, owner: bool) -> None:
         """Stream the run's events to the client until its terminal event; if the client
         leaves first and started the run, the run is detached."""
         try:

@@ -1,0 +1,209 @@
+"""What crosses workers for runs, through Redis: the event log (Redis Streams), cancel
+signals (pub/sub), active-run counts and worker liveness.
+
+- Event log: each run's events go to the stream ``agentstream:run:<id>`` with entry id
+  ``<seq>-0``, so ``XREAD`` after ``<n>-0`` is exactly "the events after seq n". One mirror
+  task per worker appends whatever its runs published since its last round trip, for all runs
+  in one pipeline: the producer never waits for Redis, and never pays a round trip per token.
+  A finished run's stream expires ``AGENTSTREAM_RUN_EVENTS_TTL_S`` after its terminal event.
+- Cancel: ``PUBLISH agentstream:cancel <run id>``; every worker listens and the one running it
+  stops it.
+- Active runs: a sorted set per user of slot tokens scored by their lease's expiry; live
+  slots are renewed by their worker, so a killed worker's slots lapse by themselves.
+- Liveness: ``agentstream:worker:<id>`` exists while its worker lives (renewed each
+  ``lease/3``); runs of a worker whose key is gone are interrupted by another.
+
+Every call goes through the ``RedisGuard``: when Redis is down, runs go on (the database has
+every reply), limits fail open, and resuming from another worker says it is unavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic import TypeAdapter
+from redis.asyncio import Redis
+
+from agentstream.chat import events as ev
+from agentstream.kit.errors import TooManyRuns
+from agentstream.kit.redis import RedisGuard, RedisUnavailable
+from agentstream.runs.limits import Slot
+from agentstream.runs.registry import Run
+
+log = logging.getLogger("agentstream.runs")
+
+PREFIX = "agentstream:"
+CANCEL_CHANNEL = PREFIX + "cancel"
+_EVENT = TypeAdapter[ev.ChatEvent](ev.ChatEvent)
+
+
+def stream_key(run_id: uuid.UUID) -> str:
+    """The Redis stream holding a run's events."""
+    return f"{PREFIX}run:{run_id}"
+
+
+def worker_key(worker_id: str) -> str:
+    """Exists while that worker is alive."""
+    return f"{PREFIX}worker:{worker_id}"
+
+
+def decode_entries(entries: list[Any]) -> list[ev.ChatEvent]:
+    """Events of ``XRANGE`` / ``XREAD`` entries."""
+    return [_EVENT.validate_json(fields[b"e"]) for _, fields in entries]
+
+
+class RedisRunLog:
+    """Mirrors this worker's runs into Redis Streams, batched."""
+
+    def __init__(self, guard: RedisGuard, *, ttl_s: float, retry_s: float) -> None:
+        self._guard = guard
+        self._ttl_ms = int(ttl_s * 1000)
+        self._retry_s = retry_s
+        self._dirty: dict[uuid.UUID, Run] = {}
+        self._mirrored: dict[uuid.UUID, int] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the mirror task."""
+        self._task = asyncio.create_task(self._loop(), name="run-log-mirror")
+
+    def published(self, run: Run) -> None:
+        """A run published an event: mirror it with the next batch."""
+        self._dirty[run.id] = run
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._dirty = self._dirty, {}
+            try:
+                await self._guard.run(functools.partial(self._append, runs=batch))
+            except RedisUnavailable:
+                # Keep them for the next try; the database has every reply meanwhile.
+                self._dirty = batch | self._dirty
+                await asyncio.sleep(self._retry_s)
+                self._wake.set()
+
+    async def _append(self, redis: Redis, *, runs: dict[uuid.UUID, Run]) -> None:
+        pipe = redis.pipeline(transaction=False)
+        upto: dict[uuid.UUID, int] = {}
+        for run_id, run in runs.items():
+            done = self._mirrored.get(run_id, 0)
+            events = run.events_after(done)
+            key = stream_key(run_id)
+            for event in events:
+                pipe.xadd(key, {"e": event.dump_json()}, id=f"{event.seq}-0")
+            if run.finished:
+                pipe.pexpire(key, self._ttl_ms)
+            upto[run_id] = done + len(events)
+        # An entry already there (a retried batch) is refused by id; the rest still go in.
+        await pipe.execute(raise_on_error=False)
+        for run_id, seq in upto.items():
+            if runs[run_id].finished and seq == runs[run_id].last_seq:
+                self._mirrored.pop(run_id, None)
+            else:
+                self._mirrored[run_id] = seq
+
+    async def aclose(self) -> None:
+        """Flush what is pending (best effort) and stop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._dirty:
+            with contextlib.suppress(RedisUnavailable):
+                await self._guard.run(functools.partial(self._append, runs=self._dirty))
+
+
+async def follow(
+    blocking: Redis, run_id: uuid.UUID, after: int, idle_s: float | None
+) -> AsyncIterator[list[ev.ChatEvent]]:
+    """A run's events from the Redis log (any worker's), after ``after``, until its terminal
+    event; an empty batch after ``idle_s`` of silence."""
+    key, last = stream_key(run_id), f"{after}-0"
+    block = int((idle_s or 15) * 1000)
+    while True:
+        reply: Any = await blocking.xread({key: last}, count=1000, block=block)
+        if not reply:
+            yield []
+            continue
+        entries = reply[0][1]
+        last = entries[-1][0].decode()
+        events = decode_entries(entries)
+        yield events
+        if events[-1].type in ev.TERMINAL_TYPES:
+            return
+
+
+async def stream_state(guard: RedisGuard, run_id: uuid.UUID) -> tuple[int, list[ev.ChatEvent]]:
+    """``(last seq, every event)`` of a run's log (``(0, [])`` when it has none)."""
+    entries: Any = await guard.run(lambda redis: redis.xrange(stream_key(run_id)))
+    events = decode_entries(entries)
+    return (events[-1].seq or 0 if events else 0), events
+
+
+# KEYS[1] = the user's slots; ARGV = now, lease, limit, token. 1 when the slot is taken.
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if tonumber(ARGV[3]) > 0 and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[1] + ARGV[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.ceil(ARGV[2] * 1000))
+return 1
+"""
+
+
+class _RedisSlot:
+    def __init__(self, owner: RedisActiveRuns, key: str, token: str) -> None:
+        self._owner, self.key, self.token = owner, key, token
+
+    async def release(self) -> None:
+        await self._owner.release(self)
+
+
+class RedisActiveRuns:
+    """Per-user run slots shared by every worker; each worker renews its own."""
+
+    def __init__(self, guard: RedisGuard, *, lease_s: float) -> None:
+        self._guard = guard
+        self._lease_s = lease_s
+        self._script = guard.client.register_script(_ACQUIRE)
+        self._held: dict[str, _RedisSlot] = {}
+
+    async def acquire(self, user_id: uuid.UUID, limit: int) -> Slot:
+        """Take a slot (fails open when Redis is unavailable)."""
+        slot = _RedisSlot(self, f"{PREFIX}active:{user_id}", uuid.uuid4().hex)
+        args: list[float | str] = [time.time(), self._lease_s, limit, slot.token]
+        try:
+            taken = await self._guard.run(lambda _: self._script(keys=[slot.key], args=args))
+        except RedisUnavailable:
+            taken = 1
+        if not int(taken):
+            raise TooManyRuns(f"At most {limit} replies can stream at once; wait for one to end.")
+        self._held[slot.token] = slot
+        return slot
+
+    async def release(self, slot: _RedisSlot) -> None:
+        """Give a slot back (idempotent; a lapsed one is gone anyway)."""
+        if self._held.pop(slot.token, None) is not None:
+            with contextlib.suppress(RedisUnavailable):
+                await self._guard.run(lambda redis: redis.zrem(slot.key, slot.token))
+
+    async def renew(self, redis: Redis) -> None:
+        """Extend the lease of every slot this worker holds."""
+        if self._held:
+            pipe = redis.pipeline(transaction=False)
+            expiry = time.time() + self._lease_s
+            for slot in list(self._held.values()):
+                pipe.zadd(slot.key, {slot.token: expiry}, xx=True)
+            await pipe.execute()
