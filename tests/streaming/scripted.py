@@ -13,7 +13,12 @@ from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls
 
 @dataclass
 class Script:
-    """What the model streams, and what it saw."""
+    """What the model streams, and what it saw.
+
+    ``hold_after=n`` holds the stream before token ``n`` (``started`` is set) until ``release``;
+    ``cancelled`` is set when the stream saw ``CancelledError``, ``closed_early`` whenever it
+    ended before its last token (cancelled, closed by the consumer, or ``fail_after``).
+    """
 
     tokens: list[str] = field(default_factory=lambda: ["Hello", " there", "!"])
     tool_call: tuple[str, dict[str, object]] | None = None
@@ -22,6 +27,7 @@ class Script:
     release: asyncio.Event = field(default_factory=asyncio.Event)
     started: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    closed_early: asyncio.Event = field(default_factory=asyncio.Event)
     calls: list[tuple[list[ModelMessage], AgentInfo]] = field(default_factory=list)
     sent: int = 0
 
@@ -40,6 +46,7 @@ class Script:
             name, args = self.tool_call
             yield {0: DeltaToolCall(name=name, json_args=json.dumps(args), tool_call_id="call-1")}
             return
+        finished = False
         try:
             for index, token in enumerate(self.tokens):
                 if self.fail_after is not None and index == self.fail_after:
@@ -49,9 +56,13 @@ class Script:
                     await self.release.wait()
                 self.sent += 1
                 yield token
+            finished = True
         except asyncio.CancelledError:
             self.cancelled.set()
             raise
+        finally:
+            if not finished:
+                self.closed_early.set()
 
 
 def parse_sse(raw: str) -> tuple[list[dict[str, object]], list[str]]:

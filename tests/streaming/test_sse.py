@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserPromptPart
 from sqlalchemy import select
 
 from agentstream.models import Message
@@ -126,11 +127,24 @@ class TestSSELifecycle:
             client, owner, slug, {"message": "two", "conversation_id": conversation_id}
         )
         assert second[-1]["conversation_id"] == conversation_id
-        # The model saw the first turn as history.
+        # The model saw the first turn as history: both prompts in order, and the first reply.
         messages, _ = script.calls[-1]
-        seen = json.dumps([str(m) for m in messages])
-        assert "one" in seen
-        assert "Hello there!" in seen
+        prompts = [
+            p.content
+            for m in messages
+            if isinstance(m, ModelRequest)
+            for p in m.parts
+            if isinstance(p, UserPromptPart)
+        ]
+        replies = [
+            p.content
+            for m in messages
+            if isinstance(m, ModelResponse)
+            for p in m.parts
+            if isinstance(p, TextPart)
+        ]
+        assert prompts == ["one", "two"]
+        assert replies == ["Hello there!"]
 
     async def test_messages_persisted_after_stream(
         self,
