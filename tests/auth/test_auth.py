@@ -211,17 +211,35 @@ async def test_viewer_cannot_create_agents(client: httpx.AsyncClient) -> None:
     assert [a["slug"] for a in listed.json()["items"]] == ["readable"]
 
 
-async def test_member_cannot_manage_members(client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("role", ["member", "admin"])
+async def test_member_cannot_manage_members(client: httpx.AsyncClient, role: str) -> None:
+    """Only owners manage members (SPEC): a member, and even an admin, can neither add
+    nor remove anyone, and the team is unchanged."""
     owner = await register(client)
     member = await register(client)
-    other = await register(client)
-    await add_member(client, owner, member, "admin")
-    response = await client.post(
+    colleague = await register(client)
+    outsider = await register(client)
+    await add_member(client, owner, member, role)
+    await add_member(client, owner, colleague, "member")
+    headers = member.in_team(owner.team_id)
+    added = await client.post(
         f"/v1/teams/{owner.team_id}/members",
-        json={"email": other.email, "role": "member"},
-        headers=member.headers,
+        json={"email": outsider.email, "role": "member"},
+        headers=headers,
     )
-    assert response.status_code == 403
+    assert added.status_code == 403
+    assert added.json()["error"] == "forbidden"
+    removed = await client.delete(
+        f"/v1/teams/{owner.team_id}/members/{colleague.user_id}", headers=headers
+    )
+    assert removed.status_code == 403
+    assert removed.json()["error"] == "forbidden"
+    listed = await client.get(f"/v1/teams/{owner.team_id}/members", headers=owner.headers)
+    assert {m["user_id"] for m in listed.json()["items"]} == {
+        str(owner.user_id),
+        str(member.user_id),
+        str(colleague.user_id),
+    }
 
 
 async def test_last_owner_cannot_be_removed(client: httpx.AsyncClient) -> None:
