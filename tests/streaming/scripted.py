@@ -30,6 +30,12 @@ class Script:
     closed_early: asyncio.Event = field(default_factory=asyncio.Event)
     calls: list[tuple[list[ModelMessage], AgentInfo]] = field(default_factory=list)
     sent: int = 0
+    _called: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def wait_for_calls(self, count: int) -> None:
+        """Until the model has been called ``count`` times (bound it with a timeout)."""
+        async with self._called:
+            await self._called.wait_for(lambda: len(self.calls) >= count)
 
     def model(self) -> FunctionModel:
         return FunctionModel(stream_function=self._stream, model_name="scripted")
@@ -38,6 +44,8 @@ class Script:
         self, messages: list[ModelMessage], info: AgentInfo
     ) -> AsyncIterator[str | DeltaToolCalls]:
         self.calls.append((messages, info))
+        async with self._called:
+            self._called.notify_all()
         last = messages[-1]
         tool_done = isinstance(last, ModelRequest) and any(
             isinstance(p, ToolReturnPart) for p in last.parts
