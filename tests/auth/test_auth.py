@@ -10,7 +10,7 @@ import jwt
 import pytest
 from argon2 import PasswordHasher
 
-from agentstream.auth.tokens import create_access_token
+from agentstream.auth.tokens import AccessClaims, create_access_token, decode_access_token
 from agentstream.settings import Settings
 from tests.factories import add_member, create_agent, register
 
@@ -278,3 +278,18 @@ async def test_unknown_user_token_rejected(client: httpx.AsyncClient, settings: 
     token = create_access_token(settings.resolved_jwt_secret, uuid.uuid4(), uuid.uuid4(), 60)
     response = await client.get("/v1/agents", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
+
+
+def test_access_token_expiry_against_an_injected_clock() -> None:
+    """``now`` moves the expiry check's clock; the 1 s leeway is PyJWT's own rule."""
+    secret = "clock-secret-" + "z" * 32
+    user, team = uuid.uuid4(), uuid.uuid4()
+    token = create_access_token(secret, user, team, 60)
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    assert decode_access_token(secret, token, now=expires - 30) == AccessClaims(user, team)
+    assert decode_access_token(secret, token, now=expires + 0.5) is not None  # leeway
+    assert decode_access_token(secret, token, now=expires + 1) is None
+    assert decode_access_token(secret, token, now=expires + 3600) is None
+    # Without a clock the real one decides: this token is valid for another minute.
+    assert decode_access_token(secret, token) == AccessClaims(user, team)
+    assert decode_access_token("another-secret-" + "y" * 32, token, now=expires - 30) is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +11,7 @@ import jwt
 import pytest
 from fastapi import FastAPI
 
+from agentstream.auth import tokens
 from agentstream.auth.tokens import create_access_token
 from agentstream.settings import Settings
 from tests.factories import Account
@@ -91,14 +91,24 @@ async def test_instructions_reach_the_model(
 
 
 async def test_expired_token_on_a_live_socket_closes_4001(
-    app: FastAPI, owner: Account, settings: Settings
+    app: FastAPI, owner: Account, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    token = create_access_token(settings.resolved_jwt_secret, owner.user_id, owner.team_id, 1)
+    """Expiry is re-checked on every frame: moving the clock past ``exp`` ends the socket."""
+    clock = [time.time()]
+    real_decode = tokens.decode_access_token
+
+    def decode_at_test_clock(secret: str, token: str) -> tokens.AccessClaims | None:
+        return real_decode(secret, token, now=clock[0])
+
+    monkeypatch.setattr(tokens, "decode_access_token", decode_at_test_clock)
+    token = create_access_token(settings.resolved_jwt_secret, owner.user_id, owner.team_id, 60)
     expires = jwt.decode(token, options={"verify_signature": False})["exp"]
     async with ws_connect(app, f"/v1/agents/bot/ws?token={token}") as ws:
         assert (await ws.receive_json())["type"] == "auth_ok"
-        # Let the wall clock pass expiry plus the 1 s leeway: time itself is what is tested.
-        await asyncio.sleep(max(0.0, expires + 1.05 - time.time()))
+        clock[0] = expires + 0.5  # past expiry, within the 1 s leeway: still accepted
+        await ws.send_json({"type": "ping"})
+        assert await ws.receive_json() == {"type": "pong"}
+        clock[0] = expires + 1.5  # past expiry plus leeway
         await ws.send_json({"type": "ping"})
         error = await ws.receive_json()
         assert (error["type"], error["error_code"]) == ("error", "unauthorized")
