@@ -17,6 +17,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from tests.streaming.scripted import parse_sse
+
 
 class LiveSSE:
     """One SSE response being streamed: its status and its frames, one at a time."""
@@ -29,7 +31,7 @@ class LiveSSE:
         self._buffer = b""
 
     async def next_frame(self, within_s: float = 10) -> str | None:
-        """The next complete frame (``data: ...`` or ``: ping``), ``None`` at the end."""
+        """The next complete frame (an event or ``: ping``), ``None`` at the end."""
         while b"\n\n" not in self._buffer:
             chunk = await asyncio.wait_for(self._chunks.get(), within_s)
             if chunk is None:
@@ -44,9 +46,9 @@ class LiveSSE:
         while True:
             frame = await self.next_frame(within_s)
             assert frame is not None, "stream ended"
-            if frame.startswith("data: "):
-                event: dict[str, Any] = json.loads(frame[len("data: ") :])
-                return event
+            if not frame.startswith(":"):
+                events, _ = parse_sse(frame + "\n\n")
+                return dict(events[0])
 
     def disconnect(self) -> None:
         """The client goes away."""
