@@ -22,7 +22,14 @@ MakeAgent = Callable[..., Any]
 
 @pytest.mark.parametrize(
     "settings_overrides",
-    [{"database_pool_size": 2, "database_max_overflow": 0, "database_timeout_s": 10}],
+    [
+        {
+            "database_pool_size": 2,
+            "database_max_overflow": 0,
+            "database_timeout_s": 10,
+            "max_active_runs_per_user": 10,  # the per-user cap is not what is tested here
+        }
+    ],
 )
 async def test_more_concurrent_streams_than_pool_connections_all_complete(
     client: httpx.AsyncClient, owner: Account, scripted_agent: MakeAgent, state: AppState
