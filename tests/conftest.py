@@ -73,13 +73,29 @@ def database_url(
     asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture
-def no_model_requests() -> Iterator[None]:
-    """Fail any request to a real provider (tests that need none say so)."""
+@pytest.fixture(scope="session", autouse=True)
+def _no_model_requests() -> Iterator[None]:
+    """No test reaches a real provider: pydantic-ai refuses real model requests all session.
+
+    FunctionModel and TestModel are not affected; provider-path tests opt back in with
+    ``allow_model_requests``.
+    """
     previous = models.ALLOW_MODEL_REQUESTS
     models.ALLOW_MODEL_REQUESTS = False
     yield
     models.ALLOW_MODEL_REQUESTS = previous
+
+
+@pytest.fixture
+def allow_model_requests() -> Iterator[None]:
+    """Let real provider models (OpenAIChatModel) send requests, for this test only.
+
+    Safe because the only provider tests talk to is the fake OpenAI server on 127.0.0.1
+    (``upstream`` / ``fake_openai``): nothing leaves the machine.
+    """
+    models.ALLOW_MODEL_REQUESTS = True
+    yield
+    models.ALLOW_MODEL_REQUESTS = False
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,9 @@ class Reply:
     ``fail_after=n`` stops a stream after ``n`` tokens: ``fail_mode="error"`` sends an
     OpenAI error event and ends the stream, ``"abort"`` drops the connection mid-body.
     A non-streaming request with ``fail_after`` set gets an HTTP 500.
+    ``output_call`` answers only requests that offer a tool of its name (pydantic-ai's
+    structured output tool, ``final_result``): the same model can chat in text and answer a
+    structured request, as a real one does.
     """
 
     tokens: list[str] = field(default_factory=lambda: ["Hello", " from", " upstream"])
@@ -60,6 +63,7 @@ class Reply:
     fail_after: int | None = None
     fail_mode: Literal["error", "abort"] = "error"
     tool_call: ToolCall | None = None
+    output_call: ToolCall | None = None
     prompt_tokens: int = 11
     completion_tokens: int | None = None
 
@@ -208,6 +212,8 @@ class FakeOpenAI:
             self.authorizations.append(request.headers.get("authorization"))
             reply = self.replies.get(model, self.default_reply)
         tool_call = reply.tool_call if not _after_tool_result(body) else None
+        if reply.output_call is not None and reply.output_call.name in _tool_names(body):
+            tool_call = reply.output_call
         if not body.get("stream"):
             if reply.fail_after is not None:
                 return JSONResponse({"error": {"message": "boom", "type": "server_error"}}, 500)
@@ -224,6 +230,10 @@ class FakeOpenAI:
 def _after_tool_result(body: dict[str, Any]) -> bool:
     messages = body.get("messages") or []
     return bool(messages) and messages[-1].get("role") == "tool"
+
+
+def _tool_names(body: dict[str, Any]) -> set[str]:
+    return {str((t.get("function") or {}).get("name")) for t in body.get("tools") or []}
 
 
 def _usage(reply: Reply) -> dict[str, int]:

@@ -25,8 +25,6 @@ from agentstream.llm.demo import DEMO_MODEL_NAME, build_demo_model
 from agentstream.skills.catalog import SkillCatalog
 from agentstream.skills.tools import build_skill_toolset, skills_prompt
 
-pytestmark = pytest.mark.usefixtures("no_model_requests")
-
 
 @pytest.fixture(scope="module")
 def catalog() -> SkillCatalog:

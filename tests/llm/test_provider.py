@@ -10,6 +10,9 @@ import pytest
 from tests.factories import Account, create_agent, register
 from tests.fakes.openai_server import FakeOpenAI, Reply
 
+# These tests drive real provider models against the local fake server.
+pytestmark = pytest.mark.usefixtures("allow_model_requests")
+
 
 @pytest.fixture
 def settings_overrides(upstream: FakeOpenAI) -> dict[str, object]:

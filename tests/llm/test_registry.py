@@ -21,6 +21,9 @@ from agentstream.skills.catalog import SkillCatalog
 from agentstream.skills.tools import build_skill_toolset
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
 
+# These tests drive real provider models against the local fake server.
+pytestmark = pytest.mark.usefixtures("allow_model_requests")
+
 
 def make_registry(tmp_path: Path, base_url: str | None, api_key: str | None) -> ModelRegistry:
     settings = Settings(

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
+from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from sqlalchemy import select, update
 
@@ -17,6 +17,13 @@ from agentstream.memory.service import retrieve
 from agentstream.models import Agent, Memory, utcnow
 from agentstream.state import AppState
 from tests.factories import Account, add_member, create_agent, register
+from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
+
+
+@pytest.fixture
+def settings_overrides(upstream: FakeOpenAI) -> dict[str, object]:
+    """``openai:`` models talk to the local fake server."""
+    return {"openai_base_url": upstream.base_url, "openai_api_key": "test-key"}
 
 
 async def _agent_id(state: AppState, account: Account, slug: str) -> uuid.UUID:
@@ -219,39 +226,46 @@ async def test_extraction_never_delays_or_breaks_chat(
     owner = await register(client)
     await create_agent(client, owner, "bot", model="flaky:x")
     try:
-        chat = await client.post(
-            "/v1/agents/bot/chat", json={"message": "hi"}, headers=owner.headers
+        # The reply must come back while the extraction is still blocked: were extraction
+        # inline, this bounded wait would time out and fail the test (not hang it).
+        chat = await asyncio.wait_for(
+            client.post("/v1/agents/bot/chat", json={"message": "hi"}, headers=owner.headers),
+            10,
         )
         assert chat.status_code == 200
         assert chat.json()["response"] == "fine"
-        # The reply is out; the extraction for it runs (and is still blocked) afterwards.
+        # The extraction for that reply runs (and is still blocked) afterwards.
         await asyncio.wait_for(started.wait(), 5)
-        assert not gate.is_set()
     finally:
         gate.set()
     await state.extractor.drain()
     assert any("memory extraction failed" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.usefixtures("allow_model_requests")
 async def test_structured_extraction_with_a_real_model(
-    client: httpx.AsyncClient, state: AppState
+    client: httpx.AsyncClient, state: AppState, upstream: FakeOpenAI
 ) -> None:
-    async def extraction(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        tool = info.output_tools[0]
-        args = {"response": [{"content": "Lives in Lisbon", "importance": 7}]}
-        return ModelResponse(parts=[ToolCallPart(tool.name, json.dumps(args))])
-
-    async def replies(messages: list[ModelMessage], info: AgentInfo):  # type: ignore[no-untyped-def]
-        yield "Nice city!"
-
-    state.models.register("smart:x", FunctionModel(extraction, stream_function=replies))
+    """A real provider model (OpenAI Chat Completions, against the local fake) chats in text
+    and answers the extraction's structured-output request with a ``final_result`` call."""
+    model = f"fake-{uuid.uuid4().hex[:8]}"
+    facts = {"response": [{"content": "Lives in Lisbon", "importance": 7}]}
+    upstream.reply(
+        model,
+        Reply(tokens=["Nice", " city!"], output_call=ToolCall("final_result", facts)),
+    )
     owner = await register(client)
-    await create_agent(client, owner, "bot", model="smart:x")
-    await client.post(
+    await create_agent(client, owner, "bot", model=f"openai:{model}")
+    chat = await client.post(
         "/v1/agents/bot/chat", json={"message": "I live in Lisbon"}, headers=owner.headers
     )
+    assert chat.json()["response"] == "Nice city!"
     await state.extractor.drain()
     memories = (await client.get("/v1/memories", headers=owner.headers)).json()["items"]
     assert [(m["content"], m["importance"], m["agent"]) for m in memories] == [
         ("Lives in Lisbon", 7, "bot")
     ]
+    # The extraction was a separate, structured request to the same model.
+    [extraction] = [r for r in upstream.requests_for(model) if not r.get("stream")]
+    assert "final_result" in {t["function"]["name"] for t in extraction["tools"]}
+    assert "I live in Lisbon" in json.dumps(extraction["messages"])

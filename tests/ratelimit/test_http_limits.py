@@ -6,8 +6,10 @@ import time
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.factories import create_agent, register
+from tests.streaming.wsclient import receive_until_terminal, ws_connect
 
 
 @pytest.mark.parametrize("settings_overrides", [{"rate_limit_auth": 3}])
@@ -37,10 +39,11 @@ async def test_api_limit_per_team(client: httpx.AsyncClient) -> None:
     assert (await client.get("/v1/agents", headers=bob.headers)).status_code == 200
 
 
-@pytest.mark.parametrize("settings_overrides", [{"rate_limit_chat": 2}])
+@pytest.mark.parametrize("settings_overrides", [{"rate_limit_chat": 3}])
 async def test_chat_limit_counts_every_transport_and_sse_is_checked_before_streaming(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, app: FastAPI
 ) -> None:
+    """One per-user budget across REST, SSE and WebSocket: the fourth message is refused."""
     owner = await register(client)
     await create_agent(client, owner, "bot")
     first = await client.post("/v1/agents/bot/chat", json={"message": "a"}, headers=owner.headers)
@@ -49,13 +52,23 @@ async def test_chat_limit_counts_every_transport_and_sse_is_checked_before_strea
         "/v1/agents/bot/chat/stream", json={"message": "b"}, headers=owner.headers
     )
     assert second.status_code == 200
-    third = await client.post(
-        "/v1/agents/bot/chat/stream/advanced", json={"message": "c"}, headers=owner.headers
+    async with ws_connect(app, f"/v1/agents/bot/ws?token={owner.access_token}") as ws:
+        assert (await ws.receive_json())["type"] == "auth_ok"
+        await ws.send_json({"type": "message", "content": "c"})
+        assert (await receive_until_terminal(ws))[-1]["type"] == "done"
+    fourth = await client.post(
+        "/v1/agents/bot/chat/stream/advanced", json={"message": "d"}, headers=owner.headers
     )
-    assert third.status_code == 429
-    assert third.headers["content-type"].startswith("application/json")
-    assert third.json()["error"] == "rate_limited"
-    assert "Retry-After" in third.headers
+    assert fourth.status_code == 429
+    assert fourth.headers["content-type"].startswith("application/json")
+    assert fourth.json()["error"] == "rate_limited"
+    assert "Retry-After" in fourth.headers
+    # The WebSocket draws from the same, now empty, budget.
+    async with ws_connect(app, f"/v1/agents/bot/ws?token={owner.access_token}") as ws:
+        await ws.receive_json()
+        await ws.send_json({"type": "message", "content": "e"})
+        refused = await ws.receive_json()
+        assert (refused["type"], refused["error_code"]) == ("error", "rate_limited")
 
 
 async def test_viewer_cannot_chat_on_any_transport(client: httpx.AsyncClient) -> None:

@@ -14,11 +14,6 @@ from agentstream.skills.catalog import SkillCatalog
 MakeSkill = Callable[..., Path]
 
 
-@pytest.fixture(autouse=True)
-def _offline(no_model_requests: None) -> None:
-    """Skill tests never reach a real provider."""
-
-
 @pytest.fixture
 def skills_root(tmp_path: Path) -> Path:
     root = tmp_path / "skills"

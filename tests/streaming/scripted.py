@@ -13,7 +13,12 @@ from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls
 
 @dataclass
 class Script:
-    """What the model streams, and what it saw."""
+    """What the model streams, and what it saw.
+
+    ``hold_after=n`` holds the stream before token ``n`` (``started`` is set) until ``release``;
+    ``cancelled`` is set when the stream saw ``CancelledError``, ``closed_early`` whenever it
+    ended before its last token (cancelled, closed by the consumer, or ``fail_after``).
+    """
 
     tokens: list[str] = field(default_factory=lambda: ["Hello", " there", "!"])
     tool_call: tuple[str, dict[str, object]] | None = None
@@ -22,8 +27,15 @@ class Script:
     release: asyncio.Event = field(default_factory=asyncio.Event)
     started: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    closed_early: asyncio.Event = field(default_factory=asyncio.Event)
     calls: list[tuple[list[ModelMessage], AgentInfo]] = field(default_factory=list)
     sent: int = 0
+    _called: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def wait_for_calls(self, count: int) -> None:
+        """Until the model has been called ``count`` times (bound it with a timeout)."""
+        async with self._called:
+            await self._called.wait_for(lambda: len(self.calls) >= count)
 
     def model(self) -> FunctionModel:
         return FunctionModel(stream_function=self._stream, model_name="scripted")
@@ -32,6 +44,8 @@ class Script:
         self, messages: list[ModelMessage], info: AgentInfo
     ) -> AsyncIterator[str | DeltaToolCalls]:
         self.calls.append((messages, info))
+        async with self._called:
+            self._called.notify_all()
         last = messages[-1]
         tool_done = isinstance(last, ModelRequest) and any(
             isinstance(p, ToolReturnPart) for p in last.parts
@@ -40,6 +54,7 @@ class Script:
             name, args = self.tool_call
             yield {0: DeltaToolCall(name=name, json_args=json.dumps(args), tool_call_id="call-1")}
             return
+        finished = False
         try:
             for index, token in enumerate(self.tokens):
                 if self.fail_after is not None and index == self.fail_after:
@@ -49,9 +64,13 @@ class Script:
                     await self.release.wait()
                 self.sent += 1
                 yield token
+            finished = True
         except asyncio.CancelledError:
             self.cancelled.set()
             raise
+        finally:
+            if not finished:
+                self.closed_early.set()
 
 
 def parse_sse(raw: str) -> tuple[list[dict[str, object]], list[str]]:

@@ -9,9 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserPromptPart
 from sqlalchemy import select
 
+from agentstream.auth.tokens import create_access_token
 from agentstream.models import Message
+from agentstream.settings import Settings
 from agentstream.state import AppState
 from tests.factories import Account, create_agent, register
 from tests.streaming.scripted import Script, parse_sse
@@ -126,11 +129,24 @@ class TestSSELifecycle:
             client, owner, slug, {"message": "two", "conversation_id": conversation_id}
         )
         assert second[-1]["conversation_id"] == conversation_id
-        # The model saw the first turn as history.
+        # The model saw the first turn as history: both prompts in order, and the first reply.
         messages, _ = script.calls[-1]
-        seen = json.dumps([str(m) for m in messages])
-        assert "one" in seen
-        assert "Hello there!" in seen
+        prompts = [
+            p.content
+            for m in messages
+            if isinstance(m, ModelRequest)
+            for p in m.parts
+            if isinstance(p, UserPromptPart)
+        ]
+        replies = [
+            p.content
+            for m in messages
+            if isinstance(m, ModelResponse)
+            for p in m.parts
+            if isinstance(p, TextPart)
+        ]
+        assert prompts == ["one", "two"]
+        assert replies == ["Hello there!"]
 
     async def test_messages_persisted_after_stream(
         self,
@@ -168,10 +184,36 @@ class TestSSELifecycle:
         memories = await client.get("/v1/memories", headers=owner.headers)
         assert any("Miso" in m["content"] for m in memories.json()["items"])
 
-    async def test_requires_team_context(self, client: httpx.AsyncClient) -> None:
-        response = await client.post("/v1/agents/bot/chat/stream", json={"message": "hi"})
-        assert response.status_code == 401
-        assert response.json()["error"] == "unauthorized"
+    async def test_requires_team_context(
+        self,
+        client: httpx.AsyncClient,
+        owner: Account,
+        scripted_agent: MakeAgent,
+        script: Script,
+        settings: Settings,
+    ) -> None:
+        """A stream runs only in a team the caller belongs to, chosen by token or X-Team-ID."""
+        slug = await scripted_agent(script)
+        path = f"/v1/agents/{slug}/chat/stream"
+        anonymous = await client.post(path, json={"message": "hi"})
+        assert anonymous.status_code == 401
+        assert anonymous.json()["error"] == "unauthorized"
+        teamless = create_access_token(settings.resolved_jwt_secret, owner.user_id, None, 60)
+        no_team = await client.post(
+            path, json={"message": "hi"}, headers={"Authorization": f"Bearer {teamless}"}
+        )
+        assert no_team.status_code == 403
+        assert no_team.json()["error"] == "forbidden"
+        stranger = await register(client, "stranger")
+        foreign = await client.post(
+            path, json={"message": "hi"}, headers=stranger.in_team(owner.team_id)
+        )
+        assert foreign.status_code == 403
+        assert foreign.json()["error"] == "forbidden"
+        assert script.calls == []
+        # In the token's own team the same stream runs.
+        _, events = await stream(client, owner, slug, {"message": "hi"})
+        assert events[-1]["type"] == "done"
 
 
 class TestSSEIntegrationBasic:

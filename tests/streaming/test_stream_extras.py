@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 from fastapi import FastAPI
-from pydantic_ai.messages import ModelMessage
-from pydantic_ai.models.function import AgentInfo, FunctionModel
 
+from agentstream.auth import tokens
 from agentstream.auth.tokens import create_access_token
 from agentstream.settings import Settings
-from agentstream.state import AppState
-from tests.factories import Account, create_agent
+from tests.factories import Account
+from tests.streaming.live import live_sse
 from tests.streaming.scripted import Script, parse_sse
 from tests.streaming.test_websocket import expect_close
 from tests.streaming.wsclient import ws_connect
@@ -25,24 +23,30 @@ from tests.streaming.wsclient import ws_connect
 MakeAgent = Callable[..., Any]
 
 
-@pytest.mark.parametrize("settings_overrides", [{"sse_keepalive_s": 0.02}])
+@pytest.mark.parametrize("settings_overrides", [{"sse_keepalive_s": 0.3}])
 async def test_silent_stream_gets_keepalive_comments(
-    client: httpx.AsyncClient, owner: Account, state: AppState
+    app: FastAPI, owner: Account, scripted_agent: MakeAgent
 ) -> None:
-    async def slow(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
-        yield "thinking"
-        await asyncio.sleep(0.2)  # a slow model: the stream is silent for 10 keep-alive periods
-        yield " done"
-
-    state.models.register("slow:model", FunctionModel(stream_function=slow))
-    await create_agent(client, owner, "slow", model="slow:model")
-    response = await client.post(
-        "/v1/agents/slow/chat/stream", json={"message": "hi"}, headers=owner.headers
-    )
-    events, comments = parse_sse(response.text)
-    assert comments
-    assert set(comments) == {": ping"}
-    assert "".join(e["content"] for e in events if e["type"] == "text_delta") == "thinking done"  # type: ignore[misc]
+    """``: ping`` comments flow while the model is silent (held), and only then."""
+    script = Script(tokens=["thinking", " done"], hold_after=1)
+    slug = await scripted_agent(script)
+    path = f"/v1/agents/{slug}/chat/stream"
+    async with live_sse(app, path, {"message": "hi"}, owner.headers) as sse:
+        assert (await sse.next_event())["content"] == "thinking"
+        await script.started.wait()
+        # Held: the connection stays alive with comments, one keep-alive period apart.
+        assert await sse.next_frame() == ": ping"
+        assert await sse.next_frame() == ": ping"
+        script.release.set()
+        # Released: the rest comes back to back, data only (the keep-alive is a generous
+        # 0.3 s, far above the time to produce queued events).
+        rest: list[str] = []
+        while (frame := await sse.next_frame()) is not None:
+            rest.append(frame)
+    events, comments = parse_sse("".join(f + "\n\n" for f in rest))
+    assert comments == []
+    assert [e["type"] for e in events] == ["text_delta", "usage", "done"]
+    assert events[0]["content"] == " done"
 
 
 async def test_tool_calls_and_results_are_persisted_on_the_assistant_message(
@@ -87,14 +91,24 @@ async def test_instructions_reach_the_model(
 
 
 async def test_expired_token_on_a_live_socket_closes_4001(
-    app: FastAPI, owner: Account, settings: Settings
+    app: FastAPI, owner: Account, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    token = create_access_token(settings.resolved_jwt_secret, owner.user_id, owner.team_id, 1)
+    """Expiry is re-checked on every frame: moving the clock past ``exp`` ends the socket."""
+    clock = [time.time()]
+    real_decode = tokens.decode_access_token
+
+    def decode_at_test_clock(secret: str, token: str) -> tokens.AccessClaims | None:
+        return real_decode(secret, token, now=clock[0])
+
+    monkeypatch.setattr(tokens, "decode_access_token", decode_at_test_clock)
+    token = create_access_token(settings.resolved_jwt_secret, owner.user_id, owner.team_id, 60)
     expires = jwt.decode(token, options={"verify_signature": False})["exp"]
     async with ws_connect(app, f"/v1/agents/bot/ws?token={token}") as ws:
         assert (await ws.receive_json())["type"] == "auth_ok"
-        # Let the wall clock pass expiry plus the 1 s leeway: time itself is what is tested.
-        await asyncio.sleep(max(0.0, expires + 1.05 - time.time()))
+        clock[0] = expires + 0.5  # past expiry, within the 1 s leeway: still accepted
+        await ws.send_json({"type": "ping"})
+        assert await ws.receive_json() == {"type": "pong"}
+        clock[0] = expires + 1.5  # past expiry plus leeway
         await ws.send_json({"type": "ping"})
         error = await ws.receive_json()
         assert (error["type"], error["error_code"]) == ("error", "unauthorized")

@@ -12,6 +12,7 @@ import jwt
 
 API_KEY_PREFIX = "as_"
 _ALGORITHM = "HS256"
+_LEEWAY_S = 1
 
 
 @dataclass(frozen=True)
@@ -35,16 +36,22 @@ def create_access_token(
     return jwt.encode(claims, secret, algorithm=_ALGORITHM)
 
 
-def decode_access_token(secret: str, token: str) -> AccessClaims | None:
-    """Verify signature, algorithm, expiry (1 s leeway) and type; ``None`` when invalid."""
+def decode_access_token(secret: str, token: str, now: float | None = None) -> AccessClaims | None:
+    """Verify signature, algorithm, expiry (1 s leeway) and type; ``None`` when invalid.
+
+    ``now`` (epoch seconds) replaces the wall clock for the expiry check, so tests can move
+    time; by default PyJWT checks expiry against the real clock.
+    """
     try:
         claims = jwt.decode(
             token,
             secret,
             algorithms=[_ALGORITHM],
-            leeway=1,
-            options={"require": ["sub", "exp", "iat", "type"]},
+            leeway=_LEEWAY_S,
+            options={"require": ["sub", "exp", "iat", "type"], "verify_exp": now is None},
         )
+        if now is not None and int(claims["exp"]) <= now - _LEEWAY_S:
+            return None  # PyJWT's own rule, against the given clock
         if claims.get("type") != "access":
             return None
         team = claims.get("team_id")
@@ -52,7 +59,7 @@ def decode_access_token(secret: str, token: str) -> AccessClaims | None:
             user_id=uuid.UUID(claims["sub"]),
             team_id=uuid.UUID(team) if team else None,
         )
-    except (jwt.PyJWTError, ValueError, TypeError):
+    except (jwt.PyJWTError, ValueError, TypeError, OverflowError):
         return None
 
 
