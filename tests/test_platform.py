@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import httpx
 
 
 async def test_health_and_ready(client: httpx.AsyncClient) -> None:
     health = await client.get("/health")
-    assert health.json() == {"status": "ok"}
+    assert health.json() == {"status": "ok", "pid": os.getpid()}  # the worker answering
     ready = await client.get("/ready")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ok", "database": "ok", "redis": "disabled"}

@@ -88,6 +88,9 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         raise WorkersNeedRedis(WorkersNeedRedis.message(workers))
     config = _config(settings, "agentstream.app:create_app", host, port)
     config.workers = workers
+    # A worker imports the whole app before it can answer the supervisor's health pings; on
+    # a busy machine that takes well over uvicorn's default of 5 s, and it would be killed.
+    config.timeout_worker_healthcheck = 60
     # uvicorn's supervisor (which also restarts a worker that dies) builds its workers by
     # this module-level name and has no other hook for the server they run.
     multiprocess.Process = _WorkerProcess  # type: ignore[misc]
