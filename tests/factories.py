@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from agentstream.conversations.turns import RunIdentity
+
 _counter = itertools.count()
 
 
@@ -70,3 +72,17 @@ async def add_member(client: httpx.AsyncClient, owner: Account, member: Account,
         headers=owner.headers,
     )
     assert response.status_code == 201, response.text
+
+
+def run_identity() -> RunIdentity:
+    """A run identity of made-up ids, for tests of tools and models that need no rows."""
+    return RunIdentity(
+        run_id=uuid.uuid4(),
+        team_id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        agent_id=uuid.uuid4(),
+        agent_slug="bot",
+        model="demo",
+        conversation_id=uuid.uuid4(),
+        user_message_id=uuid.uuid4(),
+    )

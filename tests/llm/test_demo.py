@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 
 import pytest
@@ -24,6 +23,7 @@ from agentstream.chat.deps import ChatDeps
 from agentstream.llm.demo import DEMO_MODEL_NAME, build_demo_model
 from agentstream.skills.catalog import SkillCatalog
 from agentstream.skills.tools import build_skill_toolset, skills_prompt
+from tests.factories import run_identity
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ async def stream(
         toolsets=toolsets,
         instructions=skills_prompt(catalog, allowed),
     )
-    deps = ChatDeps(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), catalog, allowed)
+    deps = ChatDeps(run_identity(), catalog, allowed)
     settings = ModelSettings(max_tokens=max_tokens) if max_tokens is not None else None
     run = Run(output="")
     async with agent.run_stream_events(prompt, deps=deps, model_settings=settings) as events:
@@ -153,7 +153,7 @@ async def test_non_streaming_run_gives_the_same_reply(catalog: SkillCatalog) -> 
         toolsets=[build_skill_toolset()],
         instructions=skills_prompt(catalog, catalog.names()),
     )
-    deps = ChatDeps(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), catalog, catalog.names())
+    deps = ChatDeps(run_identity(), catalog, catalog.names())
     result = await agent.run("What does the summarize skill do?", deps=deps)
     assert result.output == streamed.output
     assert result.usage.tool_calls == 1

@@ -19,6 +19,7 @@ from agentstream.llm.registry import ModelConfigError, ModelRegistry, validate_m
 from agentstream.settings import Settings
 from agentstream.skills.catalog import SkillCatalog
 from agentstream.skills.tools import build_skill_toolset
+from tests.factories import run_identity
 from tests.fakes.openai_server import FakeOpenAI, Reply, ToolCall
 
 # These tests drive real provider models against the local fake server.
@@ -155,7 +156,7 @@ async def test_tool_call_round_trip_through_the_chat_api(
     agent = Agent(
         registry.resolve(f"openai:{name}"), deps_type=ChatDeps, toolsets=[build_skill_toolset()]
     )
-    deps = ChatDeps(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), catalog, catalog.names())
+    deps = ChatDeps(run_identity(), catalog, catalog.names())
     result = await agent.run("summarise this", deps=deps)
     assert result.output == "Summarised."
     first, second = fake_openai.requests_for(name)

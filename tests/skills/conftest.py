@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from agentstream.chat.deps import ChatDeps
 from agentstream.skills.catalog import SkillCatalog
+from tests.factories import run_identity
 
 MakeSkill = Callable[..., Path]
 
@@ -48,9 +48,7 @@ def make_skill(skills_root: Path) -> MakeSkill:
 
 def _deps(catalog: SkillCatalog, allowed: frozenset[str] | None = None) -> ChatDeps:
     return ChatDeps(
-        team_id=uuid.uuid4(),
-        user_id=uuid.uuid4(),
-        agent_id=uuid.uuid4(),
+        run=run_identity(),
         skills=catalog,
         allowed_skills=catalog.names() if allowed is None else allowed,
     )

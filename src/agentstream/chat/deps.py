@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentstream.conversations.turns import RunIdentity
 from agentstream.skills.catalog import SkillCatalog
 
 
@@ -13,9 +13,7 @@ from agentstream.skills.catalog import SkillCatalog
 class ChatDeps:
     """Identity and resources of one run; tools read the tenant from here."""
 
-    team_id: uuid.UUID
-    user_id: uuid.UUID
-    agent_id: uuid.UUID
+    run: RunIdentity  # whose run: team, user, agent, conversation
     skills: SkillCatalog
     allowed_skills: frozenset[str]
     context: dict[str, Any] = field(default_factory=dict)

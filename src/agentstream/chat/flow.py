@@ -113,14 +113,7 @@ async def _stream_model(
 ) -> AsyncIterator[ev.ChatEvent]:
     """Step 6: run the agent, translating pydantic-ai events into ours as they happen."""
     identity = run.identity
-    deps = ChatDeps(
-        team_id=identity.team_id,
-        user_id=identity.user_id,
-        agent_id=identity.agent_id,
-        skills=state.skills,
-        allowed_skills=run.skills,
-        context=run.context,
-    )
+    deps = ChatDeps(identity, state.skills, run.skills, run.context)
     toolsets: list[AbstractToolset[ChatDeps]] = [_SKILL_TOOLS] if run.skills else []
     translator = Translator(identity.conversation_id, reply)
     async with _AGENT.iter(
@@ -168,26 +161,27 @@ async def _model_phase(
     yield MessageStatus.complete
 
 
+# Replies that end in an ``error`` event rather than ``done``.
+_ERRORS: dict[MessageStatus, tuple[ev.ErrorCode, str]] = {
+    MessageStatus.failed: ("model_error", "The model failed to produce a reply."),
+    MessageStatus.interrupted: (
+        "interrupted",
+        "The server is shutting down; the reply so far is stored.",
+    ),
+}
+
+
 def _terminal(identity: RunIdentity, status: MessageStatus, usage: ev.Usage) -> list[ev.ChatEvent]:
     """The events that end a run whose reply is stored (or safely kept) with ``status``."""
-    if status is MessageStatus.failed:
-        return [
-            ev.Error(
-                content="The model failed to produce a reply.",
-                error_code="model_error",
-                conversation_id=identity.conversation_id,
-                message_id=identity.run_id,
-            )
-        ]
-    if status is MessageStatus.interrupted:
-        return [
-            ev.Error(
-                content="The server is shutting down; the reply so far is stored.",
-                error_code="interrupted",
-                conversation_id=identity.conversation_id,
-                message_id=identity.run_id,
-            )
-        ]
+    if status in _ERRORS:
+        code, content = _ERRORS[status]
+        error = ev.Error(
+            content=content,
+            error_code=code,
+            conversation_id=identity.conversation_id,
+            message_id=identity.run_id,
+        )
+        return [error]
     done = ev.Done(
         conversation_id=identity.conversation_id,
         message_id=identity.run_id,

@@ -70,28 +70,17 @@ class Draft:
     tool_calls: list[dict[str, Any]]
 
 
-async def _conversation(
-    session: AsyncSession,
-    caller: Caller,
-    agent: Agent,
-    conversation_id: uuid.UUID | None,
-    title: str,
+async def _continued(
+    session: AsyncSession, caller: Caller, agent: Agent, conversation_id: uuid.UUID
 ) -> tuple[Conversation, Sequence[Message]]:
-    if conversation_id is None:
-        conversation = Conversation(
-            team_id=caller.team_id, agent_id=agent.id, user_id=caller.user_id, title=title[:80]
-        )
-        session.add(conversation)
-        await session.flush()
-        return conversation, []
-    found = await session.scalar(
+    """The caller's conversation with this agent and its messages, else 404."""
+    conversation = await session.scalar(
         tenancy.conversations(caller).where(
             Conversation.id == conversation_id, Conversation.agent_id == agent.id
         )
     )
-    if found is None:
+    if conversation is None:
         raise NotFound("conversation")
-    conversation = found
     conversation.updated_at = utcnow()
     previous = await session.scalars(
         tenancy.messages(caller, conversation.id).order_by(Message.created_at, Message.id)
@@ -112,7 +101,15 @@ async def start_turn(
 
     Returns the run's identity and the conversation's earlier messages.
     """
-    conversation, previous = await _conversation(session, caller, agent, conversation_id, text)
+    previous: Sequence[Message] = []
+    if conversation_id is not None:
+        conversation, previous = await _continued(session, caller, agent, conversation_id)
+    else:
+        conversation = Conversation(
+            team_id=caller.team_id, agent_id=agent.id, user_id=caller.user_id, title=text[:80]
+        )
+        session.add(conversation)
+        await session.flush()
     # Explicit ids and ordered timestamps: one flush, and the assistant always sorts after.
     now = utcnow()
     common = {"team_id": caller.team_id, "conversation_id": conversation.id}
@@ -136,16 +133,10 @@ async def start_turn(
     session.add_all([user, assistant])
     await session.flush()  # the run references the assistant message
     session.add(run)
-    identity = RunIdentity(
-        run_id=assistant.id,
-        team_id=caller.team_id,
-        user_id=caller.user_id,
-        agent_id=agent.id,
-        agent_slug=agent.slug,
-        model=agent.model,
-        conversation_id=conversation.id,
-        user_message_id=user.id,
-    )
+    # In field order: run (= assistant message), team, user, agent, slug, model, conversation,
+    # user message.
+    ids = (assistant.id, caller.team_id, caller.user_id, agent.id)
+    identity = RunIdentity(*ids, agent.slug, agent.model, conversation.id, user.id)
     return identity, previous
 
 

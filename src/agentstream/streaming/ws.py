@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -29,6 +30,7 @@ from agentstream.runs.registry import Readable
 from agentstream.state import AppState
 
 log = logging.getLogger("agentstream.ws")
+F = TypeVar("F")
 
 CLOSE_NORMAL = 1000
 CLOSE_TOO_BIG = 1009
@@ -160,21 +162,30 @@ class Connection:
         else:
             await self.error("invalid_message", f"Unknown message type: {kind!r}.")
 
+    async def _admit(self, parse: Callable[[], F]) -> F | None:
+        """The frame parsed, if it is valid and no run is active; else an error is sent."""
+        try:
+            parsed = parse()
+        except ValidationError as exc:
+            await self.error("invalid_message", _first_error(exc))
+            return None
+        if self.active is not None:
+            await self.error("busy", "A reply is still streaming; cancel it or wait for done.")
+            return None
+        return parsed
+
     async def start(self, frame: dict[str, Any]) -> None:
         """Validate a ``message`` frame and start its run (one at a time)."""
-        try:
-            # ChatRequest holds the rules (1..10,000 characters, a UUID, ...) for every transport.
-            request = ChatRequest(
+        # ChatRequest holds the rules (1..10,000 characters, a UUID, ...) for every transport.
+        request = await self._admit(
+            lambda: ChatRequest(
                 message=frame.get("content"),
                 conversation_id=frame.get("conversation_id"),
                 context=frame.get("context"),
                 on_disconnect=frame.get("on_disconnect", "continue"),
             )
-        except ValidationError as exc:
-            await self.error("invalid_message", _first_error(exc))
-            return
-        if self.active is not None:
-            await self.error("busy", "A reply is still streaming; cancel it or wait for done.")
+        )
+        if request is None:
             return
         assert self.principal is not None
         try:
@@ -189,13 +200,8 @@ class Connection:
     async def resume(self, frame: dict[str, Any]) -> None:
         """Make a run of the caller's the socket's active one, replaying events after
         ``after``."""
-        try:
-            resume = ResumeFrame.model_validate(frame)
-        except ValidationError as exc:
-            await self.error("invalid_message", _first_error(exc))
-            return
-        if self.active is not None:
-            await self.error("busy", "A reply is still streaming; cancel it or wait for done.")
+        resume = await self._admit(lambda: ResumeFrame.model_validate(frame))
+        if resume is None:
             return
         assert self.principal is not None
         try:
