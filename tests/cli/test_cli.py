@@ -46,3 +46,13 @@ def test_migrate_create_user_and_agent(database_url: str, tmp_path: Path) -> Non
     bad_slug = runner.invoke(app, ["create-agent", "--email", email, "--slug", "Bad Slug"], env=env)
     assert bad_slug.exit_code == 1
     assert "Could not create the agent" in bad_slug.output
+
+
+def test_several_workers_without_redis_refuse_to_start_and_say_what_to_set(
+    tmp_path: Path,
+) -> None:
+    env = {"AGENTSTREAM_DATA_DIR": str(tmp_path), "AGENTSTREAM_REDIS_URL": ""}
+    result = runner.invoke(app, ["serve", "--workers", "2"], env=env)
+    assert result.exit_code == 2
+    assert "AGENTSTREAM_REDIS_URL" in result.output
+    assert not (tmp_path / "agentstream.db").exists()  # refused before touching anything

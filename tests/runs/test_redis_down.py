@@ -1,0 +1,114 @@
+"""Two workers sharing runs through Redis, and Redis going away mid-run: nothing the database
+has is lost, serving goes on, and resuming through the other worker says it is unavailable."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from httpx_sse import aconnect_sse
+from redis.asyncio import Redis
+
+from agentstream.app import build_state, create_app
+from agentstream.state import AppState
+from tests.conftest import REDIS_URL, make_settings, unavailable
+from tests.factories import create_agent, register
+from tests.fakes.tcpproxy import TcpProxy
+from tests.live import serve_in_loop
+from tests.streaming.scripted import Script
+
+
+@pytest.fixture
+async def redis_proxy() -> AsyncIterator[TcpProxy]:
+    """Real Redis behind a proxy the test can cut."""
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        await client.ping()
+    except Exception as exc:
+        unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
+    finally:
+        await client.aclose()
+    target = urlsplit(REDIS_URL)
+    with TcpProxy(target.hostname or "127.0.0.1", target.port or 6379) as proxy:
+        yield proxy
+
+
+@contextlib.asynccontextmanager
+async def worker(
+    database_url: str, tmp_path: Path, redis_url: str
+) -> AsyncIterator[tuple[AppState, httpx.AsyncClient]]:
+    """One worker: its own app state (registry, coordinator) on a real in-loop uvicorn."""
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        redis_url=redis_url,
+        redis_cooldown_s=60,  # once Redis is found down, it stays skipped for the test
+        rate_limit_api=1000,  # limits on, so that failing open is exercised
+    )
+    async with build_state(settings) as state:
+        app: FastAPI = create_app(settings)
+        app.state.agentstream = state
+        async with (
+            serve_in_loop(app) as url,
+            httpx.AsyncClient(base_url=url, timeout=30) as http,
+        ):
+            yield state, http
+
+
+async def test_redis_down_mid_run_loses_nothing_and_serving_goes_on(
+    database_url: str, tmp_path: Path, redis_proxy: TcpProxy
+) -> None:
+    db = REDIS_URL.rsplit("/", 1)[-1]
+    url = f"redis://127.0.0.1:{redis_proxy.port}/{db}"
+    script = Script(tokens=["before ", "during ", "after"], hold_after=1)
+    async with (
+        worker(database_url, tmp_path / "a", url) as (a, http_a),
+        worker(database_url, tmp_path / "b", url) as (_, http_b),
+    ):
+        a.models.register("scripted:redis-down", script.model())
+        owner = await register(http_a)
+        await create_agent(http_a, owner, "bot", model="scripted:redis-down")
+        async with aconnect_sse(
+            http_a,
+            "POST",
+            "/v1/agents/bot/chat/stream/advanced",
+            json={"message": "go"},
+            headers=owner.headers,
+        ) as source:
+            run_id = source.response.headers["X-Run-Id"]
+            await script.started.wait()
+            # Through Redis, the other worker can read the run while Redis is up.
+            status = await http_b.get(f"/v1/runs/{run_id}", headers=owner.headers)
+            assert status.json()["status"] == "running"
+            redis_proxy.kill()
+            script.release.set()
+            events = [json.loads(sse.data) async for sse in source.aiter_sse()]
+        # The run finished and its reply is stored, Redis or not.
+        assert events[-1]["type"] == "done"
+        text = "".join(e["content"] for e in events if e["type"] == "text_delta")
+        assert text == "before during after"
+        stored = await http_b.get(f"/v1/runs/{run_id}", headers=owner.headers)
+        assert stored.json()["status"] == "complete"
+        # Serving goes on on both workers: limits fail open, chats run.
+        for http in (http_a, http_b):
+            listed = await http.get("/v1/agents", headers=owner.headers)
+            assert listed.status_code == 200
+        reply = await http_a.post(
+            "/v1/agents/bot/chat", json={"message": "again"}, headers=owner.headers
+        )
+        assert reply.status_code == 200
+        # Resuming through the worker that does not hold the run needs Redis: it says so.
+        resumed = await http_b.get(f"/v1/runs/{run_id}/events", headers=owner.headers)
+        assert resumed.status_code == 503
+        assert resumed.json()["error"] == "unavailable"
+        assert "Redis" in resumed.json()["message"]
+        # The worker that ran it still replays it from its own copy.
+        own = await http_a.get(f"/v1/runs/{run_id}/events", headers=owner.headers)
+        assert own.status_code == 200
+        redis_proxy.restore()
