@@ -98,7 +98,9 @@ export class LiveReply {
   apply(event) {
     switch (event.type) {
       case "memory_context":
-        if (event.memory_count) this.note(`${event.memory_count} memories used`);
+        if (event.memory_count) {
+          this.note(`${event.memory_count} ${event.memory_count === 1 ? "memory" : "memories"} used`);
+        }
         return false;
       case "text_delta":
         if (!this.segment) {
