@@ -16,7 +16,7 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 from tests.conftest import unavailable
-from tests.e2e.server import ServerProcess
+from tests.e2e.server import ServerProcess, free_port
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -41,9 +41,18 @@ def chromium_path() -> str | None:
 
 @pytest.fixture(scope="module")
 def page_server(database_url: str) -> Iterator[ServerProcess]:
-    """``agentstream serve`` whose demo model is slow enough to stop or reload mid-reply."""
+    """``agentstream serve`` whose demo model is slow enough to stop or reload mid-reply.
+
+    Its OpenAI-compatible provider is a port nobody listens on, so an ``openai:`` agent's
+    reply ends in a ``model_error`` event.
+    """
     process = ServerProcess(
-        {"AGENTSTREAM_DATABASE_URL": database_url, "AGENTSTREAM_DEMO_TOKEN_DELAY_MS": "30"}
+        {
+            "AGENTSTREAM_DATABASE_URL": database_url,
+            "AGENTSTREAM_DEMO_TOKEN_DELAY_MS": "30",
+            "OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1",
+            "OPENAI_API_KEY": "unused",
+        }
     )
     process.start()
     yield process

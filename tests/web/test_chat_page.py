@@ -121,7 +121,13 @@ async def test_page_is_served_from_the_package_and_not_in_the_openapi_document(
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    for asset in ("/web/app.js", "/web/api.js", "/web/render.js", "/web/style.css"):
+    for asset in (
+        "/web/app.js",
+        "/web/api.js",
+        "/web/agents.js",
+        "/web/render.js",
+        "/web/style.css",
+    ):
         assert (await http.get(asset)).status_code == 200, asset
     assert (await http.get("/web/endpoints.py")).status_code == 404
     assert "/" not in (await http.get("/openapi.json")).json()["paths"]
@@ -224,6 +230,24 @@ async def test_reload_mid_reply_resumes_the_stream_to_the_stored_reply(
     assert await chat.page.locator(".message.user").count() == 1
     assert await chat.page.locator(".message.assistant").count() == 1
     assert await chat.page.evaluate("localStorage.getItem('agentstream.activeRun')") is None
+    assert chat.errors == []
+
+
+async def test_model_failure_shows_the_error_code_and_message(
+    chat: ChatPage, http: httpx.AsyncClient
+) -> None:
+    account = await register(http)
+    await create_agent(http, account, "offline", model="openai:gpt-4o-mini")
+    await chat.sign_in(account)
+    await chat.send("hello")
+    await chat.reply_status("failed")
+    shown = await chat.page.locator(".message.assistant .status").inner_text()
+    assert "model_error" in shown
+    assert "model" in shown.split("model_error", 1)[1]  # the event's human message follows
+    place = json.loads(await chat.page.evaluate("localStorage.getItem('agentstream.place')"))
+    stored = await last_message(http, account, place["conversation"])
+    assert stored["status"] == "failed"
+    assert await chat.page.get_by_role("button", name="Send").is_visible()
     assert chat.errors == []
 
 

@@ -4,6 +4,7 @@
 // seq) in localStorage, so a reload reopens the conversation and replays the run's events
 // from `GET /v1/runs/{id}/events`: the reply goes on streaming where it was.
 
+import { fillAgentPicker, setupAgentForm } from "./agents.js";
 import {
   ApiError,
   api,
@@ -68,12 +69,16 @@ async function showChat() {
   const active = recall(ACTIVE_RUN_KEY);
   const place = recall(PLACE_KEY);
   await loadAgents(active?.agent ?? place?.agent);
+  $("message").focus();
   if (active && active.agent === state.agent) {
+    // Resolves when the resumed reply ends.
     await openConversation(active.conversation_id, active.run_id);
-  } else if (place?.conversation && place.agent === state.agent) {
+    return;
+  }
+  remember(ACTIVE_RUN_KEY, null); // its agent is gone: the reply is in its conversation
+  if (place?.conversation && place.agent === state.agent) {
     await openConversation(place.conversation);
   }
-  $("message").focus();
 }
 
 whenSignedOut(() => showSignIn("Your session has ended; please sign in again."));
@@ -95,6 +100,7 @@ $("sign-out").addEventListener("click", async () => {
   detachRun();
   forgetSession();
   remember(PLACE_KEY, null);
+  remember(ACTIVE_RUN_KEY, null);
   if (session?.refresh_token) {
     // Best effort: the refresh token stops working on the server too.
     fetch("/v1/auth/logout", {
@@ -114,19 +120,7 @@ $("toggle-sidebar").addEventListener("click", () => {
 // ---- agents ------------------------------------------------------------------------
 
 async function loadAgents(preferred) {
-  const agents = await listAll("/v1/agents");
-  const select = $("agent");
-  select.replaceChildren(
-    ...agents.map((agent) => {
-      const option = new Option(`${agent.name} (${agent.slug})`, agent.slug);
-      option.disabled = agent.status !== "active";
-      return option;
-    }),
-  );
-  const chosen = agents.find((a) => a.slug === preferred) ?? agents.find((a) => a.status === "active");
-  $("new-agent-panel").open = agents.length === 0;
-  if (chosen) select.value = chosen.slug;
-  await selectAgent(chosen?.slug ?? null);
+  await selectAgent(await fillAgentPicker(preferred));
 }
 
 async function selectAgent(slug) {
@@ -141,40 +135,13 @@ async function selectAgent(slug) {
 
 $("agent").addEventListener("change", () => selectAgent($("agent").value));
 
-let slugEdited = false;
-$("agent-slug").addEventListener("input", () => (slugEdited = true));
-$("agent-name").addEventListener("input", () => {
-  if (slugEdited) return;
-  $("agent-slug").value = $("agent-name")
-    .value.toLowerCase()
-    .replace(/[^a-z0-9]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 64);
-});
-
-$("new-agent").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  $("new-agent-error").textContent = "";
-  const slug = $("agent-slug").value.trim();
-  try {
-    await api("/v1/agents", {
-      method: "POST",
-      json: {
-        slug,
-        name: $("agent-name").value.trim(),
-        model: $("agent-model").value.trim() || "demo",
-        instructions: $("agent-instructions").value,
-      },
-    });
-    event.target.reset();
-    slugEdited = false;
-    $("new-agent-panel").open = false;
+setupAgentForm(
+  async (slug) => {
     await loadAgents(slug);
     $("message").focus();
-  } catch (error) {
-    showError("new-agent-error", error);
-  }
-});
+  },
+  (error) => showError("new-agent-error", error),
+);
 
 // ---- conversations -----------------------------------------------------------------
 
