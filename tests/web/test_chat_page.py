@@ -233,6 +233,31 @@ async def test_reload_mid_reply_resumes_the_stream_to_the_stored_reply(
     assert chat.errors == []
 
 
+async def test_reply_streaming_in_one_browser_is_followed_and_stopped_from_another(
+    chat: ChatPage, browser: Browser, page_server: ServerProcess, http: httpx.AsyncClient
+) -> None:
+    account = await register(http)
+    await create_agent(http, account, "storyteller")
+    await chat.sign_in(account)
+    await chat.send(LONG_REPLY)
+    await chat.grows_while_streaming()
+
+    other_context = await browser.new_context()  # its own storage: nothing remembered
+    try:
+        other = ChatPage(await other_context.new_page(), page_server)
+        await other.sign_in(account)
+        await other.page.locator("button.conversation").first.click()
+        await other.grows_while_streaming()  # found the running reply and follows it live
+        await other.page.get_by_role("button", name="Stop").click()
+        await other.reply_status("cancelled")
+        await chat.reply_status("cancelled")  # the first browser sees the same run stop
+        assert await other.reply_text() == await chat.reply_text()
+        assert other.errors == []
+    finally:
+        await other_context.close()
+    assert chat.errors == []
+
+
 async def test_model_failure_shows_the_error_code_and_message(
     chat: ChatPage, http: httpx.AsyncClient
 ) -> None:

@@ -26,6 +26,7 @@ const state = {
   agent: null, // slug
   conversationId: null,
   run: null, // {id, controller, reply} while a reply streams on this page
+  sending: false,
 };
 
 function recall(key) {
@@ -248,7 +249,8 @@ async function follow(response, reply, run) {
   try {
     await readEvents(response, (event, seq) => {
       const terminal = reply.apply(event);
-      if (seq != null) remember(ACTIVE_RUN_KEY, { ...recall(ACTIVE_RUN_KEY), seq });
+      const active = recall(ACTIVE_RUN_KEY);
+      if (seq != null && active?.run_id === run.id) remember(ACTIVE_RUN_KEY, { ...active, seq });
       const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
       if (nearBottom) scrollDown();
       if (terminal) remember(ACTIVE_RUN_KEY, null);
@@ -265,8 +267,8 @@ async function follow(response, reply, run) {
   await loadConversations().catch((error) => showError("chat-error", error));
 }
 
-function startFollowing(runId, conversationId) {
-  const run = { id: runId, controller: new AbortController(), reply: new LiveReply() };
+function startFollowing(runId, conversationId, controller = new AbortController()) {
+  const run = { id: runId, controller, reply: new LiveReply() };
   state.run = run;
   remember(ACTIVE_RUN_KEY, { run_id: runId, conversation_id: conversationId, agent: state.agent, seq: 0 });
   setBusy(true);
@@ -302,6 +304,7 @@ async function send(text) {
   scrollDown();
   const controller = new AbortController();
   let response;
+  state.sending = true; // until the run starts, a second Enter must not send again
   try {
     response = await authFetch(`/v1/agents/${encodeURIComponent(state.agent)}/chat/stream/advanced`, {
       method: "POST",
@@ -314,13 +317,14 @@ async function send(text) {
     $("message").value = text;
     showError("chat-error", error);
     return;
+  } finally {
+    state.sending = false;
   }
   const conversationId = response.headers.get("X-Conversation-Id");
   const isNew = state.conversationId !== conversationId;
   state.conversationId = conversationId;
   rememberPlace();
-  const run = startFollowing(response.headers.get("X-Run-Id"), conversationId);
-  run.controller = controller;
+  const run = startFollowing(response.headers.get("X-Run-Id"), conversationId, controller);
   if (isNew) loadConversations().catch((error) => showError("chat-error", error));
   await follow(response, run.reply, run);
 }
@@ -328,7 +332,7 @@ async function send(text) {
 $("composer").addEventListener("submit", (event) => {
   event.preventDefault();
   const text = $("message").value.trim();
-  if (!text || state.run || !state.agent) return;
+  if (!text || state.run || state.sending || !state.agent) return;
   $("message").value = "";
   $("chat-error").textContent = "";
   send(text).catch((error) => showError("chat-error", error));
