@@ -114,7 +114,7 @@ async def last_message(
     return message
 
 
-async def test_page_is_served_from_the_package_and_not_in_the_openapi_document(
+async def test_page_and_assets_are_served_from_the_package_revalidated_and_not_in_openapi(
     http: httpx.AsyncClient,
 ) -> None:
     page = await http.get("/")
@@ -128,7 +128,10 @@ async def test_page_is_served_from_the_package_and_not_in_the_openapi_document(
         "/web/render.js",
         "/web/style.css",
     ):
-        assert (await http.get(asset)).status_code == 200, asset
+        response = await http.get(asset)
+        assert response.status_code == 200, asset
+        assert response.headers["cache-control"] == "no-cache", asset  # no stale modules
+        assert "etag" in response.headers, asset
     assert (await http.get("/web/endpoints.py")).status_code == 404
     assert "/" not in (await http.get("/openapi.json")).json()["paths"]
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fastapi import APIRouter
-from starlette.responses import FileResponse
-from starlette.staticfiles import StaticFiles
+from starlette.responses import FileResponse, Response
+from starlette.staticfiles import PathLike, StaticFiles
+from starlette.types import Scope
 
 WEB_DIR = Path(__file__).parent / "static"
 ASSETS_PATH = "/web"
@@ -30,6 +32,18 @@ async def chat_page() -> FileResponse:
     )
 
 
+class _Revalidated(StaticFiles):
+    """Static files a browser revalidates (ETag) before each use, so an upgraded server
+    never runs with a mix of old and new modules."""
+
+    def file_response(
+        self, full_path: PathLike, stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
 def assets() -> StaticFiles:
     """The page's scripts and styles, to mount at ``ASSETS_PATH``."""
-    return StaticFiles(directory=WEB_DIR)
+    return _Revalidated(directory=WEB_DIR)
