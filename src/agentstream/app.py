@@ -38,6 +38,7 @@ from agentstream.state import AppState
 from agentstream.streaming.endpoints import router as streaming_router
 from agentstream.teams.endpoints import router as teams_router
 from agentstream.usage.endpoints import router as usage_router
+from agentstream.web import endpoints as web
 
 log = logging.getLogger("agentstream")
 
@@ -204,4 +205,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         usage_router,
     ):
         app.include_router(router)
+    app.include_router(web.router)
+    app.mount(web.ASSETS_PATH, web.assets(), name="web")
     return app

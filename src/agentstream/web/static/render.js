@@ -1,0 +1,172 @@
+// Messages as DOM: stored ones from the API, and the reply being streamed.
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+const STATUS_LABELS = {
+  cancelled: "Stopped",
+  failed: "Failed",
+  interrupted: "Interrupted",
+};
+
+function bubble(role, id) {
+  const article = el("article", `message ${role}`);
+  if (id) article.dataset.messageId = id;
+  article.append(el("h3", "visually-hidden", role === "user" ? "You said" : "The agent said"));
+  return article;
+}
+
+function pretty(args) {
+  return JSON.stringify(args ?? {}, null, 2);
+}
+
+function argsSummary(args) {
+  const values = Object.values(args ?? {}).map((v) => (typeof v === "string" ? v : JSON.stringify(v)));
+  const text = values.join(", ");
+  return text.length > 60 ? `${text.slice(0, 57)}…` : text;
+}
+
+/** A collapsible tool call; its result is filled in when it arrives. */
+function toolBlock(call) {
+  const details = el("details", "tool");
+  details.dataset.toolCallId = call.tool_call_id;
+  const summary = el("summary");
+  summary.append(el("span", "tool-name", call.tool_name), el("span", "tool-args", `(${argsSummary(call.tool_args)})`));
+  summary.append(el("span", "tool-state", "running…"));
+  details.append(summary, el("div", "tool-label", "Arguments"), el("pre", "tool-input", pretty(call.tool_args)));
+  return details;
+}
+
+function setToolResult(details, content) {
+  details.classList.add("has-result");
+  details.querySelector(".tool-state").textContent = "done";
+  details.append(el("div", "tool-label", "Result"), el("pre", "tool-output", content ?? ""));
+}
+
+function usageText(usage) {
+  return `${usage.total_tokens} tokens · ${usage.model ?? ""}`;
+}
+
+function statusBadge(article, status, note) {
+  article.dataset.status = status;
+  const label = STATUS_LABELS[status];
+  if (!label) return;
+  article.append(el("p", `status status-${status}`, note ? `${label}: ${note}` : label));
+}
+
+/** A stored message as returned by `GET /v1/conversations/{id}/messages`. */
+export function storedMessage(message) {
+  const article = bubble(message.role, message.id);
+  if (message.role === "user") {
+    article.append(el("p", "text", message.content));
+    return article;
+  }
+  for (const call of message.tool_calls ?? []) {
+    const block = toolBlock(call);
+    if (call.tool_result_content != null) setToolResult(block, call.tool_result_content);
+    article.append(block);
+  }
+  if (message.content) article.append(el("p", "text", message.content));
+  if (message.usage?.total_tokens) article.append(el("p", "meta", usageText(message.usage)));
+  statusBadge(article, message.status);
+  return article;
+}
+
+export function userMessage(text) {
+  const article = bubble("user");
+  article.append(el("p", "text", text));
+  return article;
+}
+
+/** The assistant reply being streamed; each event of the run is applied in order. */
+export class LiveReply {
+  constructor() {
+    this.node = bubble("assistant");
+    this.node.dataset.status = "streaming";
+    this.node.setAttribute("aria-busy", "true");
+    this.typing = el("p", "typing", "…");
+    this.typing.setAttribute("aria-label", "The agent is typing");
+    this.node.append(this.typing);
+    this.segment = null; // the text paragraph that deltas append to
+  }
+
+  /** Apply one run event; returns true when it was the run's terminal event. */
+  apply(event) {
+    switch (event.type) {
+      case "memory_context":
+        if (event.memory_count) {
+          this.note(`${event.memory_count} ${event.memory_count === 1 ? "memory" : "memories"} used`);
+        }
+        return false;
+      case "text_delta":
+        if (!this.segment) {
+          this.segment = el("p", "text", "");
+          this.typing.before(this.segment);
+        }
+        this.segment.textContent += event.content;
+        return false;
+      case "tool_call":
+        this.segment = null; // text after a tool call starts a new paragraph
+        this.typing.before(toolBlock(event));
+        return false;
+      case "tool_result": {
+        const block = [...this.node.querySelectorAll("details.tool")].find(
+          (d) => d.dataset.toolCallId === event.tool_call_id,
+        );
+        if (block) setToolResult(block, event.tool_result_content);
+        return false;
+      }
+      case "usage":
+        this.note(usageText(event.usage));
+        return false;
+      case "done":
+        this.node.dataset.messageId = event.message_id;
+        this.end(event.status ?? "complete");
+        return true;
+      case "error":
+        if (event.message_id) this.node.dataset.messageId = event.message_id;
+        this.end("failed", `${event.error_code} — ${event.content}`);
+        return true;
+      default:
+        return false; // typing and anything newer than this page
+    }
+  }
+
+  note(text) {
+    let meta = this.node.querySelector(".meta");
+    if (!meta) {
+      meta = el("p", "meta");
+      this.node.append(meta);
+    }
+    meta.textContent = text;
+  }
+
+  end(status, note) {
+    this.typing.remove();
+    this.node.removeAttribute("aria-busy");
+    statusBadge(this.node, status, note);
+    if (status === "failed") this.node.querySelector(".status")?.classList.add("error");
+  }
+}
+
+export function conversationItem(conversation, current, onOpen) {
+  const li = el("li");
+  const button = el("button", "conversation", conversation.title || "Untitled");
+  button.type = "button";
+  button.dataset.conversationId = conversation.id;
+  if (conversation.id === current) button.setAttribute("aria-current", "true");
+  const when = new Date(conversation.updated_at);
+  button.append(el("time", "when", when.toLocaleString()));
+  button.querySelector("time").dateTime = conversation.updated_at;
+  button.addEventListener("click", () => onOpen(conversation.id));
+  li.append(button);
+  return li;
+}
+
+export function emptyState(text) {
+  return el("p", "empty", text);
+}
