@@ -188,7 +188,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials=True,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["X-Request-ID", "Retry-After", "X-RateLimit-Reset"],
+            expose_headers=[
+                "X-Request-ID",
+                "Retry-After",
+                "X-RateLimit-Reset",
+                "X-Run-Id",
+                "X-Conversation-Id",
+            ],
         )
     app.add_middleware(RequestContextMiddleware)
     for router in (
