@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from agentstream.chat import events as ev
 from agentstream.kit.errors import TooManyRuns
@@ -132,7 +133,14 @@ async def follow(
     key, last = stream_key(run_id), f"{after}-0"
     block = int((idle_s or 15) * 1000)
     while True:
-        reply: Any = await blocking.xread({key: last}, count=1000, block=block)
+        try:
+            reply: Any = await blocking.xread({key: last}, count=1000, block=block)
+        except (RedisError, OSError):
+            # Not the run's end (it goes on, and is stored): this reader lost the log. It ends
+            # with an error the client can act on — resume again later — and no seq.
+            lost = "Lost the connection to Redis; resume this run again shortly."
+            yield [ev.Error(content=lost, error_code="unavailable", message_id=run_id)]
+            return
         if not reply:
             yield []
             continue

@@ -18,8 +18,11 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connecti
 
 
 def frame(event: ev.Event) -> bytes:
-    """One SSE frame; its id is the event's ``seq``, the cursor to resume after it."""
-    return b"id: %d\ndata: %s\n\n" % (event.seq or 0, event.dump_json())
+    """One SSE frame; its id is the event's ``seq``, the cursor to resume after it (an event
+    that is not the run's own, such as a lost connection to the log, has none)."""
+    if event.seq is None:
+        return b"data: %s\n\n" % event.dump_json()
+    return b"id: %d\ndata: %s\n\n" % (event.seq, event.dump_json())
 
 
 async def encode_run(
