@@ -61,6 +61,13 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if isinstance(exc.__cause__, RecursionError):
+        # FastAPI parses bodies with the stdlib, which gives up on very deep nesting with a
+        # RecursionError that it reports as a 400; for the client it is invalid input.
+        details = {
+            "errors": [{"loc": ["body"], "msg": "JSON nested too deeply", "type": "json_invalid"}]
+        }
+        return JSONResponse(error_body("validation_error", "The request is invalid.", details), 422)
     code = _HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else "Request failed."
     return JSONResponse(error_body(code, message), exc.status_code, headers=exc.headers)
