@@ -26,6 +26,8 @@ from agentstream.kit.redis import RedisGuard, build_redis
 from agentstream.llm.registry import ModelRegistry
 from agentstream.memory.endpoints import router as memory_router
 from agentstream.memory.extraction import MemoryExtractor
+from agentstream.observability import metrics
+from agentstream.observability.endpoints import router as metrics_router
 from agentstream.ratelimit.limiter import build_rate_limiter
 from agentstream.runs.coordinator import Coordinator
 from agentstream.runs.endpoints import router as runs_router
@@ -172,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with build_state(settings) as state:
             app.state.agentstream = state
             yield
+        metrics.process_exiting()
 
     app = FastAPI(
         title="agentstream",
@@ -202,6 +205,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runs_router,
         memory_router,
         usage_router,
+        metrics_router,
     ):
         app.include_router(router)
     return app

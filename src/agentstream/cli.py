@@ -57,7 +57,7 @@ def serve(
     if processes > 1 and not settings.redis_url:
         err.print(f"[red]{WorkersNeedRedis.message(processes)}[/]", soft_wrap=True)
         raise typer.Exit(2)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if settings.auto_migrate:
         _migrate(settings)
     demo = _with_state(settings, ensure_demo)
