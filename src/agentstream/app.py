@@ -22,6 +22,7 @@ from agentstream.db import SessionMaker, create_engine, create_session_maker
 from agentstream.health.endpoints import router as health_router
 from agentstream.kit.handlers import install_error_handlers
 from agentstream.kit.middleware import RequestContextMiddleware
+from agentstream.kit.openapi import install_openapi
 from agentstream.kit.redis import RedisGuard, build_redis
 from agentstream.llm.registry import ModelRegistry
 from agentstream.memory.endpoints import router as memory_router
@@ -183,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
