@@ -56,7 +56,7 @@ def test_every_error_response_uses_our_error_body(document: dict[str, Any]) -> N
 
 def test_team_header_and_cursor_are_typed(document: dict[str, Any]) -> None:
     params = {p["name"]: p for p in document["paths"]["/v1/agents"]["get"]["parameters"]}
-    assert params["X-Team-ID"]["schema"]["format"] == "uuid"
+    assert {"type": "string", "format": "uuid"} in params["X-Team-ID"]["schema"]["anyOf"]
     cursor = params["cursor"]["schema"]["anyOf"][0]
     assert cursor["pattern"]
 

@@ -46,7 +46,7 @@ _LOOKUPS = frozenset({"POST /v1/memories", "GET /v1/memories", "GET /v1/conversa
 # Server-Sent Events responses: the body is ``text/event-stream``, not JSON.
 _SSE = re.compile(r"^POST /v1/agents/\{slug\}/chat/stream(/advanced)?$")
 # A urlsafe-base64 cursor, as list responses hand it out.
-CURSOR_PATTERN = r"^[A-Za-z0-9_-]+={0,2}$"
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*={0,2}$"  # empty: the first page
 
 
 class ErrorBody(BaseModel):
@@ -94,7 +94,12 @@ def _type_parameters(operation: dict[str, Any]) -> None:
     for param in operation.get("parameters", []):
         if param.get("in") == "header" and param.get("name") == "X-Team-ID":
             # Validated as a UUID at runtime (422 in our shape); say so for clients.
-            param["schema"] = {"type": "string", "format": "uuid", "title": "X-Team-Id"}
+            # An empty value means "the token's team", like an absent header.
+            param["schema"] = {
+                "anyOf": [{"type": "string", "format": "uuid"}, {"type": "string", "maxLength": 0}],
+                "title": "X-Team-Id",
+                "description": "A team the caller belongs to (default: the token's team).",
+            }
         elif param.get("in") == "query" and param.get("name") == "cursor":
             param["schema"] = {
                 "anyOf": [

@@ -22,6 +22,8 @@ from agentstream.skills.catalog import SkillCatalog
 _OWN_PROVIDERS = ("openai", "openai-responses")
 # ``provider:name``; providers may carry a route such as ``gateway/openai``.
 _SHAPE = re.compile(r"^[a-z][a-z0-9_-]*(?:/[a-z][a-z0-9_-]*)?:\S+$", re.IGNORECASE)
+# The same rule for the OpenAPI document (JSON Schema patterns have no flags).
+MODEL_PATTERN = r"^(demo|[A-Za-z][A-Za-z0-9_-]*(/[A-Za-z][A-Za-z0-9_-]*)?:\S+)$"
 
 
 class ModelConfigError(Exception):
