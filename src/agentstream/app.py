@@ -22,10 +22,13 @@ from agentstream.db import SessionMaker, create_engine, create_session_maker
 from agentstream.health.endpoints import router as health_router
 from agentstream.kit.handlers import install_error_handlers
 from agentstream.kit.middleware import RequestContextMiddleware
+from agentstream.kit.openapi import install_openapi
 from agentstream.kit.redis import RedisGuard, build_redis
 from agentstream.llm.registry import ModelRegistry
 from agentstream.memory.endpoints import router as memory_router
 from agentstream.memory.extraction import MemoryExtractor
+from agentstream.observability import metrics
+from agentstream.observability.endpoints import router as metrics_router
 from agentstream.ratelimit.limiter import build_rate_limiter
 from agentstream.runs.coordinator import Coordinator
 from agentstream.runs.endpoints import router as runs_router
@@ -173,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with build_state(settings) as state:
             app.state.agentstream = state
             yield
+        metrics.process_exiting()
 
     app = FastAPI(
         title="agentstream",
@@ -181,6 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -209,6 +214,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runs_router,
         memory_router,
         usage_router,
+        metrics_router,
     ):
         app.include_router(router)
     app.include_router(web.router)

@@ -40,6 +40,7 @@ async def ensure_demo(state: AppState) -> DemoAccount | None:
                 model="demo",
             ),
             state.skills,
+            state.models,
             "demo",
         )
         return DemoAccount(DEMO_EMAIL, DEMO_PASSWORD, team.id, "demo")
@@ -68,6 +69,11 @@ async def create_agent(state: AppState, email: str, body: AgentCreate) -> uuid.U
         if membership is None or membership.role.rank < Role.admin.rank:
             raise PermissionError(f"{email} is not an admin of their default team")
         agent = await agents.create(
-            session, membership.team_id, body, state.skills, state.settings.default_model
+            session,
+            membership.team_id,
+            body,
+            state.skills,
+            state.models,
+            state.settings.default_model,
         )
         return agent.id

@@ -57,7 +57,7 @@ def serve(
     if processes > 1 and not settings.redis_url:
         err.print(f"[red]{WorkersNeedRedis.message(processes)}[/]", soft_wrap=True)
         raise typer.Exit(2)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if settings.auto_migrate:
         _migrate(settings)
     demo = _with_state(settings, ensure_demo)
@@ -119,13 +119,14 @@ def create_agent(
 
     from agentstream.agents.schemas import AgentCreate
     from agentstream.bootstrap import create_agent as create
+    from agentstream.kit.errors import AppError
 
     settings = Settings()
     _migrate(settings)
     try:
         body = AgentCreate(slug=slug, name=name or slug, model=model, instructions=instructions)
         agent_id = _with_state(settings, lambda state: create(state, email, body))
-    except (ValidationError, LookupError, PermissionError) as exc:
+    except (ValidationError, AppError, LookupError, PermissionError) as exc:
         err.print(f"[red]Could not create the agent:[/] {exc}")
         raise typer.Exit(1) from exc
     console.print(f"Created agent '{slug}' ({agent_id}).")

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from uvicorn.supervisors import multiprocess
 
 from agentstream.app import create_app
+from agentstream.kit.wsprotocol import WebSocketProtocol
 from agentstream.settings import Settings
 from agentstream.state import AppState
 
@@ -54,6 +55,7 @@ def _config(settings: Settings, app: FastAPI | str, host: str, port: int) -> uvi
         host=host,
         port=port,
         log_config=None,
+        ws=WebSocketProtocol,
         ws_max_size=settings.ws_max_frame_bytes,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,10 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     auto_migrate: bool = True
     log_level: str = "INFO"
+    # text on a terminal, JSON lines otherwise; "json" / "text" force one.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    metrics: bool = True
+    metrics_token: str | None = None
 
     rate_limit_chat: int = 60
     rate_limit_api: int = 300

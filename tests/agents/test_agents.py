@@ -99,3 +99,39 @@ async def test_cursor_pagination_walks_every_agent_once(client: httpx.AsyncClien
         cursor = page["cursor"]
     assert sorted(seen) == sorted(slugs)
     assert len(seen) == len(slugs)
+
+
+async def test_unknown_model_provider_is_422_listing_known_providers(
+    client: httpx.AsyncClient,
+) -> None:
+    owner = await register(client)
+    created = await client.post(
+        "/v1/agents", json={"slug": "x", "name": "X", "model": "Xza1:6"}, headers=owner.headers
+    )
+    assert created.status_code == 422, created.text
+    body = created.json()
+    assert body["error"] == "validation_error"
+    assert {"demo", "openai", "openai-responses", "anthropic"} <= set(
+        body["details"]["known_providers"]
+    )
+    await create_agent(client, owner, "ok")
+    patched = await client.patch("/v1/agents/ok", json={"model": "Xza1:6"}, headers=owner.headers)
+    assert patched.status_code == 422
+    assert patched.json()["error"] == "validation_error"
+    unchanged = await client.get("/v1/agents/ok", headers=owner.headers)
+    assert unchanged.json()["model"] == "demo"
+
+
+async def test_agents_cannot_run_on_the_test_double(client: httpx.AsyncClient) -> None:
+    owner = await register(client)
+    response = await client.post(
+        "/v1/agents", json={"slug": "x", "name": "X", "model": "test"}, headers=owner.headers
+    )
+    assert response.status_code == 422
+
+
+async def test_known_providers_accepted_without_api_keys(client: httpx.AsyncClient) -> None:
+    owner = await register(client)
+    for i, model in enumerate(["openai:gpt-4o-mini", "openai-responses:gpt-5", "anthropic:c"]):
+        agent = await create_agent(client, owner, f"a{i}", model=model)
+        assert agent["model"] == model

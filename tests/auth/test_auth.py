@@ -119,6 +119,24 @@ async def test_logout_revokes_refresh_token(client: httpx.AsyncClient) -> None:
     assert response.status_code == 401
 
 
+async def test_access_token_as_refresh_token_is_401(client: httpx.AsyncClient) -> None:
+    account = await register(client)
+    for path in ("/v1/auth/refresh", "/v1/auth/logout"):
+        response = await client.post(path, json={"refresh_token": account.access_token})
+        assert response.status_code == 401, (path, response.text)
+        assert response.json()["error"] == "unauthorized"
+    # The real refresh token still works: the failed attempts spent nothing.
+    response = await client.post("/v1/auth/refresh", json={"refresh_token": account.refresh_token})
+    assert response.status_code == 200
+
+
+async def test_logout_twice_is_idempotent(client: httpx.AsyncClient) -> None:
+    account = await register(client)
+    for _ in range(2):
+        out = await client.post("/v1/auth/logout", json={"refresh_token": account.refresh_token})
+        assert out.status_code == 204
+
+
 async def test_expired_token_rejected(client: httpx.AsyncClient, settings: Settings) -> None:
     account = await register(client)
     token = create_access_token(settings.resolved_jwt_secret, account.user_id, account.team_id, -5)

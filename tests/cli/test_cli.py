@@ -43,6 +43,12 @@ def test_migrate_create_user_and_agent(database_url: str, tmp_path: Path) -> Non
     assert "Created agent 'cli-bot'" in agent.output
     duplicate = runner.invoke(app, ["create-agent", "--email", email, "--slug", "cli-bot"], env=env)
     assert duplicate.exit_code == 1
+    assert "already exists" in duplicate.output
+    unknown = runner.invoke(
+        app, ["create-agent", "--email", email, "--slug", "x-bot", "--model", "Xza1:6"], env=env
+    )
+    assert unknown.exit_code == 1
+    assert "Unknown model provider" in unknown.output
     bad_slug = runner.invoke(app, ["create-agent", "--email", email, "--slug", "Bad Slug"], env=env)
     assert bad_slug.exit_code == 1
     assert "Could not create the agent" in bad_slug.output

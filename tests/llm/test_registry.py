@@ -15,7 +15,12 @@ from pydantic_ai.models.test import TestModel
 from pydantic_ai.settings import ModelSettings
 
 from agentstream.chat.deps import ChatDeps
-from agentstream.llm.registry import ModelConfigError, ModelRegistry, validate_model_string
+from agentstream.llm.registry import (
+    ModelConfigError,
+    ModelRegistry,
+    known_providers,
+    validate_model_string,
+)
 from agentstream.settings import Settings
 from agentstream.skills.catalog import SkillCatalog
 from agentstream.skills.tools import build_skill_toolset
@@ -81,7 +86,15 @@ def test_other_known_strings(registry: ModelRegistry) -> None:
     demo = registry.resolve("demo")
     assert isinstance(demo, FunctionModel)
     assert demo.model_name == "demo"
-    assert isinstance(registry.resolve("test"), TestModel)
+
+
+def test_the_test_double_is_not_a_model_in_production(registry: ModelRegistry) -> None:
+    """``test`` (pydantic-ai's TestModel) must not be something an agent can run on."""
+    assert not registry.is_known("test")
+    with pytest.raises(ValueError, match="provider:model"):
+        validate_model_string("test")
+    with pytest.raises(ModelConfigError):
+        registry.resolve("test")
 
 
 async def test_openai_chat_streams_text_and_reports_upstream_usage(
@@ -217,7 +230,6 @@ async def test_upstream_connection_dropped_mid_stream_is_a_connection_error(
     "value",
     [
         "demo",
-        "test",
         "openai:gpt-4o-mini",
         "anthropic:claude-sonnet-4-5",
         " openai:x ",
@@ -244,3 +256,35 @@ def test_unknown_provider_is_a_model_config_error(
 ) -> None:
     with pytest.raises(ModelConfigError, match="Cannot use model 'nope:some-model'"):
         registry.resolve("nope:some-model")
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "demo",
+        "openai:gpt-4o-mini",
+        "openai-responses:gpt-5",
+        "anthropic:claude-sonnet-4-5",  # known even where its SDK is not installed
+        "ollama:llama3.2:3b",
+        "gateway/openai:gpt-5",
+    ],
+)
+def test_known_providers_need_no_api_key(tmp_path: Path, model: str) -> None:
+    assert make_registry(tmp_path, None, None).is_known(model)
+
+
+@pytest.mark.parametrize("model", ["Xza1:6", "nope:some-model", "gateway/nope:x"])
+def test_unknown_providers_are_not_known(registry: ModelRegistry, model: str) -> None:
+    assert not registry.is_known(model)
+
+
+def test_registered_names_are_known(registry: ModelRegistry) -> None:
+    assert not registry.is_known("scripted:ab12cd34")
+    registry.register("scripted:ab12cd34", TestModel())
+    assert registry.is_known("scripted:ab12cd34")
+
+
+def test_known_providers_come_from_pydantic_ai_and_ours() -> None:
+    providers = known_providers()
+    assert providers[0] == "demo"
+    assert {"openai", "openai-responses", "anthropic", "google", "groq"} <= set(providers)

@@ -9,13 +9,15 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StringConstraints
 
 from agentstream.kit.schemas import Input, Output
-from agentstream.llm.registry import validate_model_string
+from agentstream.llm.registry import MODEL_PATTERN, validate_model_string
 from agentstream.models import AgentStatus
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=64)]
 ModelName = Annotated[
-    str, Field(min_length=1, max_length=200), AfterValidator(validate_model_string)
+    str,
+    Field(min_length=1, max_length=200, json_schema_extra={"pattern": MODEL_PATTERN}),
+    AfterValidator(validate_model_string),
 ]
 SkillName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 

@@ -11,6 +11,7 @@ from agentstream import tenancy
 from agentstream.agents.schemas import AgentCreate, AgentPublic, AgentSettings, AgentUpdate
 from agentstream.kit.errors import Conflict, NotFound, ValidationFailed
 from agentstream.kit.pagination import PageParams, paginate
+from agentstream.llm.registry import ModelRegistry, known_providers
 from agentstream.models import Agent, AgentStatus
 from agentstream.skills.catalog import SkillCatalog
 from agentstream.tenancy import Caller
@@ -47,6 +48,16 @@ def to_public(agent: Agent, catalog: SkillCatalog) -> AgentPublic:
     )
 
 
+def check_model(model: str, models: ModelRegistry) -> None:
+    """422 unless ``model`` names a provider that exists (or a model registered here)."""
+    if not models.is_known(model):
+        providers = list(known_providers())
+        raise ValidationFailed(
+            f"Unknown model provider in '{model}'. Known providers: {', '.join(providers)}.",
+            details={"known_providers": providers},
+        )
+
+
 def _check_skills(skills: list[str] | None, catalog: SkillCatalog) -> None:
     unknown = sorted(set(skills or ()) - catalog.names())
     if unknown:
@@ -61,10 +72,12 @@ async def create(
     team_id: uuid.UUID,
     body: AgentCreate,
     catalog: SkillCatalog,
+    models: ModelRegistry,
     default_model: str,
 ) -> Agent:
     """Create an agent; a duplicate slug in the team is a conflict."""
     _check_skills(body.skills, catalog)
+    check_model(body.model or default_model, models)
     agent = Agent(
         team_id=team_id,
         slug=body.slug,
@@ -84,10 +97,16 @@ async def create(
 
 
 async def update(
-    session: AsyncSession, agent: Agent, body: AgentUpdate, catalog: SkillCatalog
+    session: AsyncSession,
+    agent: Agent,
+    body: AgentUpdate,
+    catalog: SkillCatalog,
+    models: ModelRegistry,
 ) -> Agent:
     """Apply the fields present in the request (``skills: null`` means every skill)."""
     changes = body.model_dump(exclude_unset=True)
+    if body.model is not None:
+        check_model(body.model, models)
     for name in ("name", "instructions", "model"):
         if changes.get(name) is not None:
             setattr(agent, name, changes[name])

@@ -146,11 +146,18 @@ async def refresh(session: AsyncSession, settings: Settings, refresh_token: str)
 
 
 async def logout(session: AsyncSession, refresh_token: str) -> None:
-    """Spend a refresh token so it can no longer be used (idempotent)."""
+    """Spend a refresh token so it can no longer be used.
+
+    Idempotent for a token we issued; a token we never issued (an access token, garbage)
+    is 401, like ``refresh``.
+    """
+    token_id = await session.scalar(
+        select(RefreshToken.id).where(RefreshToken.token_hash == tokens.hash_token(refresh_token))
+    )
+    if token_id is None:
+        raise Unauthorized("Unknown refresh token.")
     await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.token_hash == tokens.hash_token(refresh_token))
-        .values(used_at=utcnow())
+        update(RefreshToken).where(RefreshToken.id == token_id).values(used_at=utcnow())
     )
 
 

@@ -3,20 +3,67 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+import orjson
+from pydantic import AfterValidator, BaseModel, Field
 
 from agentstream.chat.events import Usage
+from agentstream.kit import jsonenc
 from agentstream.kit.schemas import Input, Output
 
 MAX_MESSAGE_CHARS = 10_000
+MAX_CONTEXT_DEPTH = 32
+MAX_CONTEXT_BYTES = 16 * 1024
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of a JSON value (the context object itself is 1), without recursion."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children: list[object] | None = None
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list | tuple):
+            children = list(item)
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_CONTEXT_DEPTH:
+            break  # no need to walk the rest of a hostile document
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def check_context(context: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The client's ``context``: JSON-encodable, depth <= 32, <= 16 KiB encoded.
+
+    Checked here so a bad context is a 422 before anything is stored, rather than a
+    failure of the encoder once the turn has been written.
+    """
+    if context is None:
+        return None
+    if _depth(context) > MAX_CONTEXT_DEPTH:
+        raise ValueError(f"context is nested deeper than {MAX_CONTEXT_DEPTH} levels")
+    try:
+        encoded = jsonenc.dumps(context)
+    except orjson.JSONEncodeError as exc:
+        # e.g. an integer beyond 64 bits: pydantic accepts it, the encoder does not.
+        raise ValueError(f"context is not encodable as JSON: {exc}") from None
+    if len(encoded) > MAX_CONTEXT_BYTES:
+        raise ValueError(f"context is larger than {MAX_CONTEXT_BYTES} bytes encoded")
+    return context
+
+
+ChatContext = Annotated[dict[str, Any] | None, AfterValidator(check_context)]
 
 
 class ChatRequest(Input):
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     conversation_id: uuid.UUID | None = None
-    context: dict[str, Any] | None = None
+    context: ChatContext = None
     on_disconnect: Literal["continue", "cancel"] = "continue"
 
 

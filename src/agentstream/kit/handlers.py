@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from agentstream.db import DRIVER_CONNECTION_ERRORS, is_unreachable
 from agentstream.kit.context import current_request_id
 from agentstream.kit.errors import AppError
+from agentstream.kit.openapi import allowed_methods
 
 log = logging.getLogger("agentstream.http")
 
@@ -59,11 +60,23 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if isinstance(exc.__cause__, RecursionError):
+        # FastAPI parses bodies with the stdlib, which gives up on very deep nesting with a
+        # RecursionError that it reports as a 400; for the client it is invalid input.
+        details = {
+            "errors": [{"loc": ["body"], "msg": "JSON nested too deeply", "type": "json_invalid"}]
+        }
+        return JSONResponse(error_body("validation_error", "The request is invalid.", details), 422)
     code = _HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else "Request failed."
-    return JSONResponse(error_body(code, message), exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        allowed = {m.strip() for m in headers.get("Allow", "").split(",") if m.strip()}
+        allowed |= allowed_methods(request.app, request.url.path)
+        headers["Allow"] = ", ".join(sorted(allowed))
+    return JSONResponse(error_body(code, message), exc.status_code, headers=headers)
 
 
 def unavailable_response() -> JSONResponse:

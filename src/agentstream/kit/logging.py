@@ -1,4 +1,4 @@
-"""Structured (JSON lines) logging with the request id on every record."""
+"""Logging: JSON lines for machines, readable lines on a terminal; request id on each."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from agentstream.kit import jsonenc
 from agentstream.kit.context import current_request_id
@@ -45,10 +45,34 @@ class JsonFormatter(logging.Formatter):
         return jsonenc.dumps(payload).decode()
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Route the package's and uvicorn's logs through the JSON formatter."""
+class TextFormatter(logging.Formatter):
+    """One readable line: ``12:00:01 INFO  agentstream.http  request  status=200 [req]``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        extras = " ".join(f"{k}={v}" for k, v in record.__dict__.items() if k not in _RESERVED)
+        line = f"{stamp} {record.levelname:<7} {record.name}  {record.getMessage()}"
+        if extras:
+            line += f"  {extras}"
+        request_id = current_request_id()
+        if request_id != "-":
+            line += f"  [{request_id}]"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def pick_formatter(log_format: str, stream: TextIO) -> logging.Formatter:
+    """``json`` or ``text``; ``auto`` is text on a terminal and JSON lines otherwise."""
+    if log_format == "auto":
+        log_format = "text" if stream.isatty() else "json"
+    return TextFormatter() if log_format == "text" else JsonFormatter()
+
+
+def configure_logging(level: str = "INFO", log_format: str = "auto") -> None:
+    """Route the package's and uvicorn's logs through one formatter and the redaction filter."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(pick_formatter(log_format, sys.stderr))
     handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]

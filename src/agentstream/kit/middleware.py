@@ -14,6 +14,7 @@ from agentstream.db import is_unreachable
 from agentstream.kit import jsonenc
 from agentstream.kit.context import request_id_var
 from agentstream.kit.errors import PayloadTooLarge
+from agentstream.observability import metrics
 
 log = logging.getLogger("agentstream.http")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -103,6 +104,7 @@ class RequestContextMiddleware:
                 await _send_error(send, request_id, status, *_LAST_RESORT[unreachable])
         finally:
             if scope["type"] == "http":
+                metrics.http_request(scope.get("method", ""), _route_template(scope), status)
                 log.info(
                     "request",
                     extra={
@@ -113,6 +115,13 @@ class RequestContextMiddleware:
                     },
                 )
             request_id_var.reset(token)
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template (``/v1/agents/{slug}``): bounded, no ids in it."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
 
 
 async def _send_error(send: Send, request_id: str, status: int, code: str, message: str) -> None:

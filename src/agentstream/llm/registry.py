@@ -7,19 +7,23 @@
 from __future__ import annotations
 
 import re
+from functools import cache
 
-from pydantic_ai.models import Model, infer_model
+from pydantic_ai.models import Model, infer_model, known_model_names
 from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
-from pydantic_ai.models.test import TestModel
+from pydantic_ai.providers import infer_provider_class
 from pydantic_ai.providers.openai import OpenAIProvider
 
 from agentstream.llm.demo import DEMO_MODEL_NAME, build_demo_model
 from agentstream.settings import Settings
 from agentstream.skills.catalog import SkillCatalog
 
-TEST_MODEL_NAME = "test"
+# Ours, whatever pydantic-ai does with these prefixes (see the module docstring).
+_OWN_PROVIDERS = ("openai", "openai-responses")
 # ``provider:name``; providers may carry a route such as ``gateway/openai``.
 _SHAPE = re.compile(r"^[a-z][a-z0-9_-]*(?:/[a-z][a-z0-9_-]*)?:\S+$", re.IGNORECASE)
+# The same rule for the OpenAPI document (JSON Schema patterns have no flags).
+MODEL_PATTERN = r"^(demo|[A-Za-z][A-Za-z0-9_-]*(/[A-Za-z][A-Za-z0-9_-]*)?:\S+)$"
 
 
 class ModelConfigError(Exception):
@@ -27,13 +31,42 @@ class ModelConfigError(Exception):
 
 
 def validate_model_string(model: str) -> str:
-    """Accept ``demo``, ``test`` and ``provider:name``; no API key is needed to validate."""
+    """Accept the shape ``demo`` or ``provider:name``; whether the provider exists is
+    ``ModelRegistry.is_known``'s question (it knows the deployment's registered models)."""
     value = model.strip()
-    if value in (DEMO_MODEL_NAME, TEST_MODEL_NAME) or _SHAPE.match(value):
+    if value == DEMO_MODEL_NAME or _SHAPE.match(value):
         return value
     raise ValueError(
         "model must be 'demo' or a 'provider:model' string such as 'openai:gpt-4o-mini'"
     )
+
+
+@cache
+def known_providers() -> tuple[str, ...]:
+    """Provider prefixes to suggest: ours and those of pydantic-ai's known model names.
+
+    pydantic-ai accepts a few more (OpenAI-compatible aliases such as ``ollama``): validity
+    is decided by ``provider_exists``, this list is what an error message offers.
+    """
+    theirs = {name.split(":", 1)[0] for name in known_model_names() if ":" in name}
+    return (DEMO_MODEL_NAME, *sorted(theirs | set(_OWN_PROVIDERS)))
+
+
+def provider_exists(provider: str) -> bool:
+    """Whether pydantic-ai (or agentstream) has a provider of this name.
+
+    A known provider whose optional SDK is not installed still exists: the agent is valid,
+    and its runs report a model error until the deployment installs the extra.
+    """
+    if provider in _OWN_PROVIDERS:
+        return True
+    try:
+        infer_provider_class(provider)
+    except ValueError:
+        return False
+    except ImportError:
+        return True
+    return True
 
 
 class ModelRegistry:
@@ -48,6 +81,16 @@ class ModelRegistry:
     def register(self, name: str, model: Model) -> None:
         """Make ``name`` resolve to ``model`` (test doubles, custom deployments)."""
         self._models[name] = model
+
+    def is_known(self, model: str) -> bool:
+        """Whether an agent may use ``model``: ``demo``, a registered name, or a real provider.
+
+        Needs no API key: nothing is built here.
+        """
+        if model == DEMO_MODEL_NAME or model in self._models:
+            return True
+        provider, sep, _ = model.partition(":")
+        return bool(sep) and provider_exists(provider)
 
     def _openai_provider(self) -> OpenAIProvider:
         if self._openai is None:
@@ -69,9 +112,10 @@ class ModelRegistry:
     def _build(self, model: str) -> Model:
         if model == DEMO_MODEL_NAME:
             return build_demo_model(self._settings.demo_token_delay_ms, self._skills.names)
-        if model == TEST_MODEL_NAME:
-            return TestModel()
-        provider, _, name = model.partition(":")
+        provider, sep, name = model.partition(":")
+        if not sep:
+            # infer_model would turn the bare string "test" into its TestModel double.
+            raise ModelConfigError(f"Cannot use model '{model}': expected 'provider:model'.")
         if provider == "openai":
             return OpenAIChatModel(name, provider=self._openai_provider())
         if provider == "openai-responses":

@@ -9,13 +9,17 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from agentstream.kit.errors import RateLimited
+from agentstream.observability import metrics
 from agentstream.ratelimit.limiter import RateDecision
 from agentstream.state import AppState, StateDep
 
 
 async def check(state: AppState, key: str, limit: int) -> RateDecision:
-    """Count one hit against ``key``; a limit of 0 disables it."""
-    return await state.limiter.hit(key, limit, 60.0)
+    """Count one hit against ``key`` (``<scope>:<who>``); a limit of 0 disables it."""
+    decision = await state.limiter.hit(key, limit, 60.0)
+    if not decision.allowed:
+        metrics.rate_limited(key.partition(":")[0])
+    return decision
 
 
 async def enforce(state: AppState, key: str, limit: int) -> None:
