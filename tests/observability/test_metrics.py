@@ -137,3 +137,25 @@ def test_multiprocess_mode_aggregates_workers(tmp_path: Path) -> None:
     assert sample(out, "agentstream_runs_total", status="complete") == 2
     # livesum: the worker that shut down no longer counts its in-flight run.
     assert sample(out, "agentstream_active_runs") == 1
+
+
+async def test_a_chat_moves_the_run_metrics(client: httpx.AsyncClient) -> None:
+    owner = await register(client)
+    await create_agent(client, owner, "bot")
+    before = await scrape(client)
+    reply = await client.post("/v1/agents/bot/chat", json={"message": "hi"}, headers=owner.headers)
+    assert reply.status_code == 200
+    after = await scrape(client)
+    for name, labels, moved in (
+        ("agentstream_runs_total", {"status": "complete"}, 1),
+        ("agentstream_time_to_first_event_seconds_count", {}, 1),
+        ("agentstream_active_runs", {}, 0),  # started and finished
+    ):
+        assert sample(after, name, **labels) == sample(before, name, **labels) + moved, name
+    output = reply.json()["usage"]["output_tokens"]
+    assert output > 0
+    tokens = "agentstream_tokens_total"
+    assert (
+        sample(after, tokens, direction="output")
+        == sample(before, tokens, direction="output") + output
+    )

@@ -35,6 +35,7 @@ from agentstream.memory.extraction import Turn
 from agentstream.memory.service import retrieve
 from agentstream.models import Agent as AgentRow
 from agentstream.models import AgentStatus, MessageStatus
+from agentstream.observability import metrics
 from agentstream.runs.registry import RunControl
 from agentstream.skills.tools import build_skill_toolset
 from agentstream.state import AppState
@@ -154,6 +155,7 @@ async def _model_phase(
         return
     except Exception:
         log.exception("model run failed", extra={"message_id": str(run.identity.run_id)})
+        metrics.model_error()
         yield MessageStatus.failed
         return
     finally:
@@ -210,6 +212,7 @@ async def execute(
             produced += 1
             yield item
     usage = reply.usage(identity.model)
+    metrics.tokens(usage.input_tokens, usage.output_tokens)
     terminal = _terminal(identity, status, usage)
     outcome = TurnOutcome(
         content=reply.content,

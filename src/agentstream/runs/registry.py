@@ -21,6 +21,7 @@ from typing import Protocol
 from agentstream.chat import events as ev
 from agentstream.conversations.turns import RunIdentity
 from agentstream.models import MessageStatus
+from agentstream.observability import metrics
 from agentstream.runs.limits import ActiveRuns, Slot
 
 log = logging.getLogger("agentstream.runs")
@@ -113,6 +114,22 @@ class _Streams:
         await self._idle.wait()
 
 
+# What the model produces: the first of these is the run's "time to first event".
+_OUTPUT_TYPES = frozenset({"text_delta", "tool_call"})
+
+
+def _final_status(terminal: ev.ChatEvent) -> metrics.RunStatus:
+    if isinstance(terminal, ev.Done):
+        done: dict[str, metrics.RunStatus] = {
+            "cancelled": "cancelled",
+            "interrupted": "interrupted",
+        }
+        return done.get(terminal.status.value, "complete")
+    if isinstance(terminal, ev.Error) and terminal.error_code == "interrupted":
+        return "interrupted"
+    return "failed"
+
+
 class Run:
     """One chat run: a task producing numbered events that subscribers read."""
 
@@ -134,6 +151,9 @@ class Run:
         self._events: list[ev.ChatEvent] = []
         self._finished = False
         self._wakeup: asyncio.Future[None] | None = None
+        self._started = time.perf_counter()
+        self._first_output = True
+        metrics.run_started()
         self.task = asyncio.create_task(self._drive(produce), name=f"run-{identity.run_id}")
 
     @property
@@ -150,6 +170,9 @@ class Run:
         event.seq = len(self._events) + 1
         self._events.append(event)
         self._finished = event.type in ev.TERMINAL_TYPES
+        if self._first_output and event.type in _OUTPUT_TYPES:
+            self._first_output = False
+            metrics.first_event(time.perf_counter() - self._started)
         if self._wakeup is not None:
             self._wakeup.set_result(None)
             self._wakeup = None
@@ -173,6 +196,7 @@ class Run:
                         message_id=self.id,
                     )
                 )
+            metrics.run_finished(_final_status(self._events[-1]))
             await self._slot.release()
 
     @property
