@@ -24,7 +24,7 @@ from tests.fakes.openai_server import FakeOpenAI, Reply
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.timeout(180),  # two worker processes start (and one restarts) in each test
+    pytest.mark.timeout(180),  # two worker processes start once for the module (slow if busy)
     pytest.mark.parametrize("database_url", ["postgres"], indirect=True),  # workers need it
 ]
 
@@ -45,7 +45,7 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def workers(database_url: str, redis_url: str, upstream: FakeOpenAI) -> Iterator[ServerProcess]:
     process = ServerProcess(
         {
