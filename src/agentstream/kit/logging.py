@@ -11,7 +11,8 @@ from typing import Any, TextIO
 from agentstream.kit import jsonenc
 from agentstream.kit.context import current_request_id
 
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Record attributes that are not extras; ``color_message`` is uvicorn's ANSI copy of the message.
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 _SECRET_QUERY = re.compile(r"((?:token|api_key)=)[^&\s\"']+", re.IGNORECASE)
@@ -82,3 +83,5 @@ def configure_logging(level: str = "INFO", log_format: str = "auto") -> None:
         logging.getLogger(name).propagate = True
     # uvicorn's access log prints the raw query string, which may hold a WebSocket token.
     logging.getLogger("uvicorn.access").disabled = True
+    # Alembic announces every plugin it loads; the migrations it runs are what matters.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
