@@ -51,6 +51,7 @@ def workers(database_url: str, redis_url: str, upstream: FakeOpenAI) -> Iterator
         {
             "AGENTSTREAM_DATABASE_URL": database_url,
             "AGENTSTREAM_REDIS_URL": redis_url,
+            "AGENTSTREAM_REDIS_TIMEOUT_S": "2",  # a busy test machine is slow, not down
             "AGENTSTREAM_WORKERS": "2",
             "AGENTSTREAM_RUN_LEASE_S": "3",
             "AGENTSTREAM_MAX_ACTIVE_RUNS_PER_USER": "5",

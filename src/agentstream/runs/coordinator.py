@@ -105,9 +105,11 @@ class Coordinator:
         """Stop watching; a clean exit lets the others know at once that we are gone."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            # Bounded: a Redis client blocked in a read must not hold up the shutdown.
+            _, stuck = await asyncio.wait(self._tasks, timeout=2)
+            if stuck:
+                log.warning("%d run coordination tasks did not stop in time", len(stuck))
         if self._guard is not None:
             with contextlib.suppress(RedisUnavailable):
                 await self._guard.run(lambda r: r.delete(shared.worker_key(self.worker_id)))
@@ -237,6 +239,10 @@ class Coordinator:
                         if message["type"] == "message":
                             self._cancel_local(message["data"])
             except (RedisError, OSError):
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # The client turned our cancellation into its own error: stop anyway.
+                    raise asyncio.CancelledError from None
                 await asyncio.sleep(self._lease_s / 3)  # Redis is down: try again later
 
     def _cancel_local(self, data: bytes) -> None:
