@@ -91,7 +91,8 @@ async def test_ai_sdk_chat_streams_tool_call_and_text_then_continues_the_convers
         texts=["review my code", "and again"],
     )
     first, second = result["turns"]
-    assert first["status"] == "ready" and first["error"] is None, first
+    assert first["status"] == "ready", first
+    assert first["error"] is None, first
     tools = [p for p in first["parts"] if p["type"] == "tool-load_skill"]
     assert len(tools) == 1
     assert tools[0]["state"] == "output-available"
@@ -113,7 +114,8 @@ async def test_ai_sdk_chat_streams_tool_call_and_text_then_continues_the_convers
         for r in upstream.requests_for(model)
     ]
     second_turn = [texts for texts in chats if texts and texts[-1] == "and again"]
-    assert second_turn and second_turn[0][0] == "review my code", chats
+    assert second_turn, chats
+    assert second_turn[0][0] == "review my code", chats
 
 
 async def test_ai_sdk_stop_cancels_the_run_and_stores_partial_text(
@@ -161,10 +163,12 @@ async def test_ag_ui_http_agent_runs_a_turn_with_tool_call(
     assert result["failure"] is None, result
     events = result["events"]
     types = [e["type"] for e in events]
-    assert types[0] == "RUN_STARTED" and types[-1] == "RUN_FINISHED"
+    assert types[0] == "RUN_STARTED"
+    assert types[-1] == "RUN_FINISHED"
     assert events[0]["threadId"] == "thread-node-1"
     run = await http.get(f"/v1/runs/{events[0]['runId']}", headers=owner.headers)
-    assert run.status_code == 200 and run.json()["status"] == "complete"
+    assert run.status_code == 200
+    assert run.json()["status"] == "complete"
     assert [e["toolCallName"] for e in events if e["type"] == "TOOL_CALL_START"] == ["load_skill"]
     assert "TOOL_CALL_RESULT" in types
     text = "".join(e["delta"] for e in events if e["type"] == "TEXT_MESSAGE_CONTENT")
