@@ -57,17 +57,22 @@ class LiveSSE:
 
 @asynccontextmanager
 async def live_sse(
-    app: FastAPI, path: str, payload: dict[str, Any], headers: dict[str, str]
+    app: FastAPI,
+    path: str,
+    payload: dict[str, Any] | None,
+    headers: dict[str, str],
+    method: str = "POST",
 ) -> AsyncIterator[LiveSSE]:
-    """POST ``payload`` to ``path`` and stream the response; the app must finish on exit."""
+    """POST ``payload`` to ``path`` (or ``method`` it) and stream the response; the app must
+    finish on exit."""
     live = LiveSSE()
-    body = json.dumps(payload).encode()
+    body = b"" if payload is None else json.dumps(payload).encode()
     request_sent = False
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "POST",
+        "method": method,
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),

@@ -87,7 +87,13 @@ async def prepare(
     async with transaction(state.sessions) as session:
         agent = _active(await get_by_slug(session, principal, slug))
         identity, previous = await start_turn(
-            session, principal, agent, request.message, request.conversation_id, state.worker_id
+            session,
+            principal,
+            agent,
+            request.message,
+            request.conversation_id,
+            state.worker_id,
+            client_id=request.client_id,
         )
         memories = await retrieve(
             session, principal, agent.id, request.message, state.settings.memory_limit

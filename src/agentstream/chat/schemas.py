@@ -58,6 +58,7 @@ def check_context(context: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 ChatContext = Annotated[dict[str, Any] | None, AfterValidator(check_context)]
+MAX_CLIENT_ID_CHARS = 200  # Conversation.client_id's column size
 
 
 class ChatRequest(Input):
@@ -65,6 +66,9 @@ class ChatRequest(Input):
     conversation_id: uuid.UUID | None = None
     context: ChatContext = None
     on_disconnect: Literal["continue", "cancel"] = "continue"
+    # A UI client's chat/thread id (standard client protocols): names the conversation when
+    # ``conversation_id`` is not given; see ``conversations.turns.start_turn``.
+    client_id: str | None = Field(default=None, min_length=1, max_length=MAX_CLIENT_ID_CHARS)
 
 
 class ResumeFrame(BaseModel):

@@ -88,6 +88,33 @@ async def _continued(
     return conversation, previous.all()
 
 
+async def conversation_named(
+    session: AsyncSession, caller: Caller, agent: Agent, client_id: str
+) -> uuid.UUID | None:
+    """The conversation a UI client's chat/thread id names, if any.
+
+    A UUID naming an existing conversation is that conversation (``_continued`` then 404s it if
+    it is not the caller's with this agent: the UI SDKs may mint UUIDs, but another user's id
+    must never silently start a fresh conversation); anything else is the caller's own
+    ``client_id`` with this agent.
+    """
+    try:
+        as_uuid: uuid.UUID | None = uuid.UUID(client_id)
+    except ValueError:
+        as_uuid = None
+    # Unscoped on purpose: only whether the id exists at all decides which rule applies.
+    if as_uuid is not None and await session.scalar(
+        select(Conversation.id).where(Conversation.id == as_uuid)
+    ):
+        return as_uuid
+    found: uuid.UUID | None = await session.scalar(
+        tenancy.conversations(caller)
+        .where(Conversation.agent_id == agent.id, Conversation.client_id == client_id)
+        .with_only_columns(Conversation.id)
+    )
+    return found
+
+
 async def start_turn(
     session: AsyncSession,
     caller: Caller,
@@ -95,18 +122,27 @@ async def start_turn(
     text: str,
     conversation_id: uuid.UUID | None,
     worker_id: str,
+    client_id: str | None = None,
 ) -> tuple[RunIdentity, Sequence[Message]]:
     """Load (or create) the caller's conversation with ``agent`` and write the new turn's rows
     (user message, assistant placeholder, and the run, owned by ``worker_id``).
 
-    Returns the run's identity and the conversation's earlier messages.
+    Without ``conversation_id``, a UI client's ``client_id`` names the conversation: continued
+    when found, else created with it. Returns the run's identity and the conversation's earlier
+    messages.
     """
     previous: Sequence[Message] = []
+    if conversation_id is None and client_id is not None:
+        conversation_id = await conversation_named(session, caller, agent, client_id)
     if conversation_id is not None:
         conversation, previous = await _continued(session, caller, agent, conversation_id)
     else:
         conversation = Conversation(
-            team_id=caller.team_id, agent_id=agent.id, user_id=caller.user_id, title=text[:80]
+            team_id=caller.team_id,
+            agent_id=agent.id,
+            user_id=caller.user_id,
+            title=text[:80],
+            client_id=client_id,
         )
         session.add(conversation)
         await session.flush()

@@ -1,19 +1,25 @@
-"""Streaming transports over the same runs: basic SSE, advanced SSE, WebSocket."""
+"""Streaming transports over the same runs: basic SSE, advanced SSE, WebSocket, and the
+standard client protocols (Vercel AI SDK UI message stream, AG-UI)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, WebSocket
-from starlette.responses import StreamingResponse
+from ag_ui.core import RunAgentInput
+from fastapi import APIRouter, Header, Path, Query, WebSocket
+from starlette.responses import Response, StreamingResponse
 
+from agentstream.agents.service import get_by_slug
 from agentstream.auth.deps import CurrentPrincipal, parse_team_id
 from agentstream.chat import events as ev
 from agentstream.chat.schemas import ChatRequest
 from agentstream.chat.service import start_run
 from agentstream.kit.errors import AppError
-from agentstream.state import StateDep, get_state
+from agentstream.runs.service import active_for_chat
+from agentstream.state import SessionDep, StateDep, get_state
+from agentstream.streaming.agui import agui_chat_request, agui_response
 from agentstream.streaming.sse import SSE_RESPONSES, sse_response
+from agentstream.streaming.ui import UIChatRequest, vercel_response
 from agentstream.streaming.ws import CLOSE_UNAUTHORIZED, websocket_session
 
 router = APIRouter(prefix="/v1/agents", tags=["streaming"])
@@ -37,6 +43,49 @@ async def chat_stream_advanced(
     """Stream every event: memory_context, typing, deltas, tool calls and results, usage, done."""
     run = await start_run(state, principal, slug, body)
     return sse_response(run, keepalive_s=state.settings.sse_keepalive_s)
+
+
+@router.post("/{slug}/chat/ui", response_class=StreamingResponse, responses=SSE_RESPONSES)
+async def chat_ui(
+    slug: str, body: UIChatRequest, principal: CurrentPrincipal, state: StateDep
+) -> StreamingResponse:
+    """The Vercel AI SDK UI message stream (``useChat`` / ``Chat`` with
+    ``DefaultChatTransport``); the chat ``id`` names the conversation."""
+    run = await start_run(state, principal, slug, body.chat_request())
+    return vercel_response(run, owner=True)
+
+
+@router.get(
+    "/{slug}/chat/ui/{chat_id}/stream",
+    response_class=StreamingResponse,
+    responses=SSE_RESPONSES | {204: {"description": "No reply is streaming."}},
+)
+async def chat_ui_resume(
+    slug: str,
+    chat_id: Annotated[str, Path(max_length=200)],
+    principal: CurrentPrincipal,
+    state: StateDep,
+    session: SessionDep,
+) -> Response:
+    """The AI SDK's ``resume: true``: the chat's running reply from its start, else 204."""
+    agent = await get_by_slug(session, principal, slug)
+    stored = await active_for_chat(session, principal, agent, chat_id)
+    if stored is None:
+        return Response(status_code=204)
+    return vercel_response(await state.coordinator.readable(stored), owner=False)
+
+
+@router.post("/{slug}/chat/ag-ui", response_class=StreamingResponse, responses=SSE_RESPONSES)
+async def chat_ag_ui(
+    slug: str,
+    body: RunAgentInput,
+    principal: CurrentPrincipal,
+    state: StateDep,
+    accept: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """AG-UI (``@ag-ui/client``'s ``HttpAgent``); ``threadId`` names the conversation."""
+    run = await start_run(state, principal, slug, agui_chat_request(body))
+    return agui_response(run, body, accept)
 
 
 @router.websocket("/{slug}/ws")

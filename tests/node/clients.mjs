@@ -1,0 +1,84 @@
+// Unmodified JS clients against a running agentstream; run by tests/e2e/test_node_clients.py.
+// Usage: node clients.mjs <scenario> '<json options>'; prints one JSON result on stdout.
+import { AbstractChat, DefaultChatTransport } from 'ai';
+import { HttpAgent } from '@ag-ui/client';
+
+const [scenario, raw] = process.argv.slice(2);
+const opts = JSON.parse(raw);
+const headers = { Authorization: `Bearer ${opts.token}` };
+
+// The state React's useChat keeps, as plain fields: AbstractChat is the SDK's Chat without React.
+class State {
+  constructor() { this.status = 'ready'; this.error = undefined; this.messages = []; }
+  pushMessage(m) { this.messages = [...this.messages, m]; }
+  popMessage() { this.messages = this.messages.slice(0, -1); }
+  replaceMessage(i, m) { this.messages = this.messages.map((x, j) => (j === i ? m : x)); }
+  snapshot(v) { return structuredClone(v); }
+}
+
+class Chat extends AbstractChat {
+  constructor(init) { super({ ...init, state: new State() }); }
+  get current() { return this.state; }
+}
+
+function newChat(body = {}) {
+  const transport = new DefaultChatTransport({
+    api: `${opts.url}/v1/agents/${opts.slug}/chat/ui`, headers, body,
+  });
+  return new Chat({ id: opts.chatId, transport });
+}
+
+const lastAssistant = (chat) => chat.current.messages.filter((m) => m.role === 'assistant').at(-1);
+
+async function uiTurns() {
+  // Two turns on one chat id: the second continues the same server-side conversation.
+  const chat = newChat();
+  const turns = [];
+  for (const text of opts.texts) {
+    await chat.sendMessage({ text });
+    const reply = lastAssistant(chat);
+    turns.push({ status: chat.status, error: chat.error?.message ?? null, parts: reply?.parts, metadata: reply?.metadata, id: reply?.id });
+  }
+  return { turns };
+}
+
+async function uiStop() {
+  // stop() once some text has arrived: the SDK aborts the fetch.
+  const chat = newChat();
+  const sent = chat.sendMessage({ text: 'stream a lot' });
+  const deadline = Date.now() + 20000;
+  const text = () => (lastAssistant(chat)?.parts ?? []).filter((p) => p.type === 'text').map((p) => p.text).join('');
+  while (text().length < (opts.minChars ?? 10) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const seen = text();
+  await chat.stop();
+  await sent;
+  return { status: chat.status, seen, metadata: lastAssistant(chat)?.metadata };
+}
+
+async function agui() {
+  const agent = new HttpAgent({ url: `${opts.url}/v1/agents/${opts.slug}/chat/ag-ui`, headers, threadId: opts.threadId });
+  agent.addMessage({ id: 'u1', role: 'user', content: opts.text });
+  const events = [];
+  let failure = null;
+  try {
+    await agent.runAgent({}, { onEvent: ({ event }) => { events.push(event); } });
+  } catch (err) {
+    failure = String(err?.message ?? err);
+  }
+  return {
+    events: events.map((e) => ({ type: e.type, runId: e.runId, threadId: e.threadId, delta: e.delta, toolCallName: e.toolCallName, content: e.content, message: e.message, code: e.code })),
+    messages: agent.messages,
+    failure,
+  };
+}
+
+const scenarios = { 'ui-turns': uiTurns, 'ui-stop': uiStop, agui };
+try {
+  const result = await scenarios[scenario]();
+  process.stdout.write(JSON.stringify(result));
+} catch (err) {
+  process.stdout.write(JSON.stringify({ crashed: String(err?.stack ?? err) }));
+  process.exitCode = 1;
+}
