@@ -48,10 +48,13 @@ def _unexpressible(case: Any) -> bool:
     """Rules the document cannot state, so a 422 for schema-valid input is right.
 
     A cursor is opaque (a well-formed one may name no position), usage's ``from < to`` is
-    a cross-field rule, and an agent's model provider must exist in this deployment;
+    a cross-field rule, an agent's model provider must exist in this deployment, and the UI
+    protocols' bodies must end with the user's new message (their schemas are the SDKs');
     "positive data accepted" would call those 422s failures.
     """
     if "cursor" in (case.query or {}) or case.path == "/v1/usage":
+        return True
+    if case.path.endswith(("/chat/ui", "/chat/ag-ui")):
         return True
     return case.path in ("/v1/agents", "/v1/agents/{slug}") and case.method in ("POST", "PATCH")
 

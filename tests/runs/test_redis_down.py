@@ -112,3 +112,14 @@ async def test_redis_down_mid_run_loses_nothing_and_serving_goes_on(
         own = await http_a.get(f"/v1/runs/{run_id}/events", headers=owner.headers)
         assert own.status_code == 200
         redis_proxy.restore()
+
+
+async def test_a_worker_is_known_alive_from_its_start(
+    database_url: str, tmp_path: Path, redis_proxy: TcpProxy
+) -> None:
+    # Else, until its first periodic heartbeat, other workers would interrupt its runs.
+    url = f"redis://127.0.0.1:{redis_proxy.port}/{REDIS_URL.rsplit('/', 1)[-1]}"
+    settings = make_settings(database_url, tmp_path, redis_url=url, run_lease_s=600)
+    async with build_state(settings) as state:
+        assert state.redis is not None
+        assert await state.redis.exists(f"agentstream:worker:{state.worker_id}")

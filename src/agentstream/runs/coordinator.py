@@ -92,7 +92,12 @@ class Coordinator:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Interrupt what dead workers left running, then keep watch."""
+        """Announce this worker, interrupt what dead workers left running, then keep watch."""
+        if self._guard is not None:
+            # Alive before anything else: until this key exists, other workers would take this
+            # worker's runs for a dead one's.
+            with contextlib.suppress(RedisUnavailable):
+                await self._heartbeat()
         await self.reap()
         if self._guard is not None:
             self._tasks += [
