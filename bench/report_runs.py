@@ -134,7 +134,7 @@ def runs_goals(results: dict[str, Any]) -> list[str]:
     if local and redis:
         share = redis["events_per_s"] / local["events_per_s"]
         lines.append(
-            f"- Redis event log, one worker: {share * 100:.0f} % of the in-process log's events/s "
+            f"- Redis event log, one worker: {share * 100:.1f} % of the in-process log's events/s "
             f"({redis['events_per_s']:,.0f} vs {local['events_per_s']:,.0f}; server CPU per "
             f"stream {_cpu_per_stream(redis) * 1000:.1f} vs "
             f"{_cpu_per_stream(local) * 1000:.1f} ms; goal ≥ 90 %): {_met(share >= LOG_GOAL)}."
