@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import redis
 
+from bench import runs
 from bench import scenarios as sc
 from bench.procs import Server
 from bench.profile import profile_requests
@@ -101,6 +102,20 @@ def _run_agentstream(
         paced.stop()
 
 
+def _run_runs(shared_env: dict[str, str], profile: sc.Profile, results: dict[str, Any]) -> None:
+    """The runs benchmarks; the server without Redis gets a database of its own."""
+    own = _postgres_and_redis()
+    if own is None:
+        return
+    url, name = own
+    try:
+        local_env = {**shared_env, "AGENTSTREAM_DATABASE_URL": url}
+        local_env.pop("AGENTSTREAM_REDIS_URL")
+        runs.run(local_env, shared_env, REDIS_URL, profile, results)
+    finally:
+        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--full", action="store_true", help="the full (slow) profile")
@@ -162,6 +177,7 @@ def main() -> None:
             }
             try:
                 _run_agentstream("postgres", pg_env, profile, results, "openai:bench-cancel")
+                _run_runs(pg_env, profile, results)
             finally:
                 _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:

@@ -16,6 +16,7 @@ from typing import Any
 import websockets
 
 from bench.client import StreamResult, sse_stream
+from bench.resume import resume
 
 
 def _raise_fd_limit() -> None:
@@ -150,6 +151,7 @@ JOBS = {
     "held": held,
     "idle_ws": idle_ws,
     "cancel": cancel,
+    "resume": resume,
 }
 
 

@@ -73,8 +73,30 @@ class Server:
         return psutil.Process(self.process.pid)
 
     def cpu_s(self) -> float:
-        times = self.psutil.cpu_times()
-        return float(times.user + times.system)
+        """CPU time of the server and its worker processes (``serve --workers N``)."""
+        total = 0.0
+        main = self.psutil
+        for process in [main, *main.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    def wait_for_workers(self, workers: int, timeout_s: float = 180) -> set[int]:
+        """Wait until ``/health`` has answered from ``workers`` different pids: each new
+        connection lands on whichever worker accepts it, and a worker that is still importing
+        accepts none."""
+        pids: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(pids) < workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: only workers {pids} answered")
+            with httpx.Client(timeout=5) as fresh:  # a new connection each time
+                pids.add(int(fresh.get(self.url + "/health").json()["pid"]))
+            time.sleep(0.05)  # leave the CPU to the workers still importing
+        return pids
 
     def rss_mb(self) -> float:
         return float(self.psutil.memory_info().rss) / 2**20

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
+from bench.report_runs import runs_goals, runs_section, runs_table
+from bench.stats import pct
+
 NOTES = Path(__file__).with_name("NOTES.md")
 CONFIGS = ("sqlite", "postgres")
-
-
-def pct(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (``q`` in 0..100)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def _ms(value: float | None) -> str:
@@ -199,7 +193,8 @@ def write_report(results: dict[str, Any], out: Path, profile_txt: Path, *, full:
         for name, ms in sorted(split.get("per_request_ms", {}).items(), key=lambda kv: -kv[1])
     ]
     machine = results["machine"]
-    goals = _goals(results, profile)
+    goals = _goals(results, profile) + runs_goals(results)
+    runs = runs_table(results, profile.get("runs_clients", 10))
     notes = NOTES.read_text() if NOTES.exists() else ""
     text = f"""# Benchmarks
 
@@ -218,6 +213,7 @@ Run `make bench` for the quick profile, `make bench-full` for the full one
 
 {table}
 
+{runs_section(runs)}
 ## Goals
 
 {chr(10).join(goals) or "- (no goal could be evaluated)"}
@@ -239,4 +235,4 @@ The call tree of this run is in [benchmarks-profile.txt](benchmarks-profile.txt)
     out.write_text(text)
     if profile_txt.exists():
         out.with_name("benchmarks-profile.txt").write_text(profile_txt.read_text())
-    return table + "\n\n" + "\n".join(goals)
+    return table + "\n\n" + (runs + "\n\n" if runs else "") + "\n".join(goals)

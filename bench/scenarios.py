@@ -29,6 +29,9 @@ class Profile:
     held: tuple[int, ...] = (100, 500)
     idle: tuple[int, ...] = (1000,)
     cancels: int = 20
+    runs_clients: int = 10  # SSE clients of the run-log and workers comparisons
+    runs_rounds: int = 2  # alternating rounds of throughput_s per configuration
+    resumes: int = 200
 
     @classmethod
     def full(cls) -> Profile:
@@ -38,6 +41,8 @@ class Profile:
             held=(100, 500, 1000),
             idle=(1000, 5000),
             cancels=100,
+            runs_rounds=3,
+            resumes=500,
         )
 
 
@@ -73,6 +78,9 @@ def agentstream_server(name: str, delay_ms: float, env: dict[str, str]) -> Serve
             "AGENTSTREAM_RATE_LIMIT_API": "0",
             "AGENTSTREAM_RATE_LIMIT_AUTH": "0",
             "AGENTSTREAM_RATE_LIMIT_WS_CONNECT": "0",
+            # The scenarios put up to 100 streams per user in flight; the cap is measured
+            # on its own (bench/runs.py).
+            "AGENTSTREAM_MAX_ACTIVE_RUNS_PER_USER": "0",
             "AGENTSTREAM_DATABASE_POOL_SIZE": "5",
             "AGENTSTREAM_LOG_LEVEL": "WARNING",
             "AGENTSTREAM_JWT_SECRET": "bench-" + "k" * 32,
