@@ -11,12 +11,14 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic_ai import models
+from redis.asyncio import Redis
 from sqlalchemy import text
 
 from agentstream.app import build_state, create_app
@@ -25,6 +27,7 @@ from agentstream.models import Base
 from agentstream.settings import Settings
 from agentstream.state import AppState
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.tcpproxy import TcpProxy
 
 os.environ.setdefault("PYDANTIC_AI_NO_BANNER", "1")
 
@@ -167,3 +170,23 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http
+
+
+@pytest.fixture
+async def redis_proxy() -> AsyncIterator[TcpProxy]:
+    """Real Redis behind a TCP proxy the test can freeze or cut (``redis_via`` names it)."""
+    probe = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        await probe.ping()
+    except Exception as exc:
+        unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
+    finally:
+        await probe.aclose()
+    target = urlsplit(REDIS_URL)
+    with TcpProxy(target.hostname or "127.0.0.1", target.port or 6379) as proxy:
+        yield proxy
+
+
+def redis_via(proxy: TcpProxy) -> str:
+    """The test Redis URL, through ``proxy``."""
+    return f"redis://127.0.0.1:{proxy.port}{urlsplit(REDIS_URL).path}"

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from agentstream.kit.redis import RedisGuard, RedisUnavailable, build_redis
-from tests.conftest import REDIS_URL, unavailable
+from tests.conftest import redis_via
 from tests.fakes.tcpproxy import TcpProxy
 
 
@@ -164,28 +163,10 @@ async def test_an_outage_is_logged_once_and_the_recovery_once(
 # -- against real Redis through a proxy that can freeze or cut it --------------------------
 
 
-@pytest.fixture
-async def redis_proxy() -> AsyncIterator[TcpProxy]:
-    probe = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        await probe.ping()
-    except Exception as exc:
-        unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
-    finally:
-        await probe.aclose()
-    target = urlsplit(REDIS_URL)
-    with TcpProxy(target.hostname or "127.0.0.1", target.port or 6379) as proxy:
-        yield proxy
-
-
-def _via(proxy: TcpProxy) -> str:
-    return f"redis://127.0.0.1:{proxy.port}{urlsplit(REDIS_URL).path}"
-
-
 async def test_a_frozen_redis_costs_one_timeout_then_nothing(
     redis_proxy: TcpProxy, clock: Clock
 ) -> None:
-    client = build_redis(_via(redis_proxy), timeout_s=0.2)
+    client = build_redis(redis_via(redis_proxy), timeout_s=0.2)
     guard = RedisGuard(client, cooldown_s=5, clock=clock)
     try:
         assert await guard.run(lambda r: r.ping())
@@ -208,7 +189,7 @@ async def test_a_frozen_redis_costs_one_timeout_then_nothing(
 async def test_a_killed_redis_opens_and_a_restored_one_closes(
     redis_proxy: TcpProxy, clock: Clock
 ) -> None:
-    client = build_redis(_via(redis_proxy), timeout_s=0.2)
+    client = build_redis(redis_via(redis_proxy), timeout_s=0.2)
     guard = RedisGuard(client, cooldown_s=5, clock=clock)
     try:
         assert await guard.run(lambda r: r.ping())

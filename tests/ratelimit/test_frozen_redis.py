@@ -11,17 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 
 from agentstream.app import build_state, create_app
 from agentstream.kit.redis import RedisGuard
 from agentstream.ratelimit.limiter import build_rate_limiter
 from agentstream.state import AppState
-from tests.conftest import REDIS_URL, make_settings, unavailable
+from tests.conftest import make_settings, redis_via
 from tests.factories import register
 from tests.fakes.tcpproxy import TcpProxy
 
@@ -40,25 +38,11 @@ class Clock:
 
 
 @pytest.fixture
-async def proxy() -> AsyncIterator[TcpProxy]:
-    probe = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        await probe.ping()
-    except Exception as exc:
-        unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
-    finally:
-        await probe.aclose()
-    target = urlsplit(REDIS_URL)
-    with TcpProxy(target.hostname or "127.0.0.1", target.port or 6379) as running:
-        yield running
-
-
-@pytest.fixture
 async def server(
-    database_url: str, tmp_path: Path, proxy: TcpProxy, clock: Clock
+    database_url: str, tmp_path: Path, redis_proxy: TcpProxy, clock: Clock
 ) -> AsyncIterator[tuple[AppState, httpx.AsyncClient]]:
     """The app with Redis behind the proxy; its guard runs on the test's clock."""
-    redis_url = f"redis://127.0.0.1:{proxy.port}{urlsplit(REDIS_URL).path}"
+    redis_url = redis_via(redis_proxy)
     settings = make_settings(database_url, tmp_path, redis_url=redis_url, rate_limit_api=API_LIMIT)
     async with build_state(settings) as state:
         # The same client build_state made (short timeouts); only the clock is the test's.
@@ -81,35 +65,35 @@ def clock() -> Clock:
 
 
 async def test_a_frozen_redis_is_detected_once_then_skipped_until_it_is_back(
-    server: tuple[AppState, httpx.AsyncClient], proxy: TcpProxy, clock: Clock
+    server: tuple[AppState, httpx.AsyncClient], redis_proxy: TcpProxy, clock: Clock
 ) -> None:
     state, client = server
     guard = state.redis_guard
     assert guard is not None
     account = await register(client)
-    before = proxy.bytes_from_clients
+    before = redis_proxy.bytes_from_clients
     assert (await client.get("/v1/agents", headers=account.headers)).status_code == 200
-    assert proxy.bytes_from_clients > before  # counted in Redis, through the proxy
+    assert redis_proxy.bytes_from_clients > before  # counted in Redis, through the proxy
 
-    proxy.freeze()
+    redis_proxy.freeze()
     detecting = await client.get("/v1/agents", headers=account.headers)
     assert detecting.status_code == 200  # fail open
     assert not guard.available
 
-    sent = proxy.bytes_from_clients
+    sent = redis_proxy.bytes_from_clients
     started = time.monotonic()
     statuses = [
         (await client.get("/v1/agents", headers=account.headers)).status_code for _ in range(20)
     ]
     elapsed = time.monotonic() - started
     assert statuses == [200] * 20  # far over the limit of 5, but Redis is skipped: fail open
-    assert proxy.bytes_from_clients == sent  # the limiter never called the frozen Redis
+    assert redis_proxy.bytes_from_clients == sent  # the limiter never called the frozen Redis
     assert elapsed < 2.0  # each request ~ms, not the Redis timeout (generous: shared machine)
     ready = await client.get("/ready")
     assert ready.json()["redis"] == "down"
-    assert proxy.bytes_from_clients == sent  # /ready did not wait on Redis either
+    assert redis_proxy.bytes_from_clients == sent  # /ready did not wait on Redis either
 
-    proxy.thaw()  # like SIGCONT: Redis now runs the detecting request's held hit
+    redis_proxy.thaw()  # like SIGCONT: Redis now runs the detecting request's held hit
     clock.now += COOLDOWN_S
     # Two hits counted (before the outage, and the held one); the skipped ones never were.
     after = [

@@ -7,36 +7,18 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from httpx_sse import aconnect_sse
-from redis.asyncio import Redis
 
 from agentstream.app import build_state, create_app
 from agentstream.state import AppState
-from tests.conftest import REDIS_URL, make_settings, unavailable
+from tests.conftest import make_settings, redis_via
 from tests.factories import create_agent, register
 from tests.fakes.tcpproxy import TcpProxy
 from tests.live import serve_in_loop
 from tests.streaming.scripted import Script
-
-
-@pytest.fixture
-async def redis_proxy() -> AsyncIterator[TcpProxy]:
-    """Real Redis behind a proxy the test can cut."""
-    client = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        await client.ping()
-    except Exception as exc:
-        unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
-    finally:
-        await client.aclose()
-    target = urlsplit(REDIS_URL)
-    with TcpProxy(target.hostname or "127.0.0.1", target.port or 6379) as proxy:
-        yield proxy
 
 
 @contextlib.asynccontextmanager
@@ -64,8 +46,7 @@ async def worker(
 async def test_redis_down_mid_run_loses_nothing_and_serving_goes_on(
     database_url: str, tmp_path: Path, redis_proxy: TcpProxy
 ) -> None:
-    db = REDIS_URL.rsplit("/", 1)[-1]
-    url = f"redis://127.0.0.1:{redis_proxy.port}/{db}"
+    url = redis_via(redis_proxy)
     script = Script(tokens=["before ", "during ", "after"], hold_after=1)
     async with (
         worker(database_url, tmp_path / "a", url) as (a, http_a),
@@ -118,7 +99,7 @@ async def test_a_worker_is_known_alive_from_its_start(
     database_url: str, tmp_path: Path, redis_proxy: TcpProxy
 ) -> None:
     # Else, until its first periodic heartbeat, other workers would interrupt its runs.
-    url = f"redis://127.0.0.1:{redis_proxy.port}/{REDIS_URL.rsplit('/', 1)[-1]}"
+    url = redis_via(redis_proxy)
     settings = make_settings(database_url, tmp_path, redis_url=url, run_lease_s=600)
     async with build_state(settings) as state:
         assert state.redis is not None
