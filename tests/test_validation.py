@@ -106,3 +106,19 @@ async def test_oversized_body_is_413(client: httpx.AsyncClient) -> None:
     )
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
+
+
+async def test_nul_characters_in_text_are_422_not_a_storage_error(
+    client: httpx.AsyncClient,
+) -> None:
+    owner = await register(client)
+    await create_agent(client, owner, "bot")
+    for path, body in (
+        ("/v1/teams", {"name": "bad\u0000name"}),
+        ("/v1/agents", {"slug": "nul", "name": "x", "instructions": "a\u0000b", "model": "demo"}),
+        ("/v1/memories", {"content": "remember \u0000 this"}),
+        ("/v1/agents/bot/chat", {"message": "hi\u0000"}),
+    ):
+        response = await client.post(path, json=body, headers=owner.headers)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["error"] == "validation_error"
