@@ -12,13 +12,26 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from pydantic_ai import Agent
-from pydantic_ai.messages import ModelMessage
+from pydantic_ai import RunContext
+from pydantic_ai.direct import model_request_stream
+from pydantic_ai.exceptions import ToolRetryError, UsageLimitExceeded
+from pydantic_ai.messages import (
+    FunctionToolCallEvent,
+    FunctionToolResultEvent,
+    ModelMessage,
+    ModelRequest,
+    ModelRequestPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
-from pydantic_ai.toolsets import AbstractToolset
+from pydantic_ai.tool_manager import ToolManager
+from pydantic_ai.usage import RunUsage
 
 from agentstream.agents.service import allowed_skills, get_by_slug
 from agentstream.auth.service import Principal
@@ -42,12 +55,11 @@ from agentstream.state import AppState
 
 log = logging.getLogger("agentstream.chat")
 
-# Stateless: the model, instructions, tools and deps are all given per run. ``None`` output
-# makes an empty reply a valid (empty) answer instead of a retry loop.
-_AGENT: Agent[ChatDeps, str | None] = Agent(
-    deps_type=ChatDeps, output_type=[str, type(None)], defer_model_check=True
-)
 _SKILL_TOOLS = build_skill_toolset()
+# As pydantic-ai's agent defaults: a model that keeps calling tools ends as a failure, and a
+# tool call with bad arguments (or a tool asking for a retry) gets one more try.
+_MAX_MODEL_REQUESTS = 50
+_TOOL_RETRIES = 1
 
 
 @dataclass(frozen=True)
@@ -115,31 +127,66 @@ async def prepare(
     )
 
 
+async def _call_tool(tools: ToolManager[ChatDeps], call: ToolCallPart) -> ToolReturnPart:
+    """Run one tool call; a retry the tool (or its arguments) asks for goes back to the model."""
+    try:
+        result = await tools.handle_call(call)
+    except ToolRetryError as retry:
+        part = retry.tool_retry
+        if isinstance(part, ToolReturnPart):
+            return part
+        return ToolReturnPart(call.tool_name, part.model_response(), call.tool_call_id)
+    return ToolReturnPart(call.tool_name, result, call.tool_call_id)
+
+
 async def _stream_model(
     state: AppState, run: PreparedRun, reply: Reply
 ) -> AsyncIterator[ev.ChatEvent]:
-    """Step 6: run the agent, translating pydantic-ai events into ours as they happen."""
+    """Step 6: request, stream, call the tools asked for, and request again until a plain reply.
+
+    The model is driven through pydantic-ai's direct API and its tool manager rather than
+    ``Agent.iter``: the agent graph's per-event machinery costs about four times the model's
+    own streaming per token (docs/benchmarks.md), and a chat turn needs none of it.
+    """
     identity = run.identity
+    model = state.models.resolve(identity.model)
     deps = ChatDeps(identity, state.skills, run.skills, run.context)
-    toolsets: list[AbstractToolset[ChatDeps]] = [_SKILL_TOOLS] if run.skills else []
     translator = Translator(identity.conversation_id, reply)
-    async with _AGENT.iter(
-        run.prompt,
-        model=state.models.resolve(identity.model),
-        message_history=run.history,
-        instructions=run.instructions or None,
-        deps=deps,
-        model_settings=run.model_settings,
-        toolsets=toolsets,
-    ) as agent_run:
-        async for node in agent_run:
-            if Agent.is_model_request_node(node) or Agent.is_call_tools_node(node):
-                async with node.stream(agent_run.ctx) as stream:
-                    async for event in stream:
-                        if (ours := translator.translate(event)) is not None:
-                            yield ours
-            reply.input_tokens = agent_run.usage.input_tokens
-            reply.output_tokens = agent_run.usage.output_tokens
+    instructions = run.instructions or None
+    messages: list[ModelMessage] = [
+        *run.history,
+        ModelRequest([UserPromptPart(run.prompt)], instructions=instructions),
+    ]
+    ctx = RunContext(
+        deps=deps, model=model, usage=RunUsage(), prompt=run.prompt, max_retries=_TOOL_RETRIES
+    )
+    tools = await ToolManager[ChatDeps](_SKILL_TOOLS).for_run_step(ctx) if run.skills else None
+    parameters = ModelRequestParameters(function_tools=tools.tool_defs if tools else [])
+    for step in range(1, _MAX_MODEL_REQUESTS + 1):
+        async with model_request_stream(
+            model, messages, model_settings=run.model_settings, model_request_parameters=parameters
+        ) as stream:
+            async for event in stream:
+                if (ours := translator.translate(event)) is not None:
+                    yield ours
+            response = stream.get()
+        reply.input_tokens += response.usage.input_tokens
+        reply.output_tokens += response.usage.output_tokens
+        messages.append(response)
+        if tools is None or not response.tool_calls:
+            return
+        results: list[ModelRequestPart] = []
+        for call in response.tool_calls:
+            if (ours := translator.translate(FunctionToolCallEvent(call))) is not None:
+                yield ours
+            result = await _call_tool(tools, call)
+            if (ours := translator.translate(FunctionToolResultEvent(result))) is not None:
+                yield ours
+            results.append(result)
+        messages.append(ModelRequest(results, instructions=instructions))
+        ctx = replace(ctx, run_step=step, messages=messages)
+        tools = await tools.for_run_step(ctx)
+    raise UsageLimitExceeded(f"The reply needed more than {_MAX_MODEL_REQUESTS} model requests.")
 
 
 async def _model_phase(
