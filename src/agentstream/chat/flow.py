@@ -44,6 +44,7 @@ from agentstream.chat.translate import Reply, Translator
 from agentstream.conversations.turns import RunIdentity, TurnOutcome, start_turn
 from agentstream.db import transaction
 from agentstream.kit.errors import AgentInactive
+from agentstream.kit.priority import setup_first
 from agentstream.memory.extraction import Turn
 from agentstream.memory.service import retrieve
 from agentstream.models import Agent as AgentRow
@@ -167,6 +168,7 @@ async def _stream_model(
             model, messages, model_settings=run.model_settings, model_request_parameters=parameters
         ) as stream:
             async for event in stream:
+                await setup_first.give_way()
                 if (ours := translator.translate(event)) is not None:
                     yield ours
             response = stream.get()

@@ -3,10 +3,11 @@ standard client protocols (Vercel AI SDK UI message stream, AG-UI)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from ag_ui.core import RunAgentInput
-from fastapi import APIRouter, Header, Path, Query, WebSocket
+from fastapi import APIRouter, Depends, Header, Path, Query, WebSocket
 from starlette.responses import Response, StreamingResponse
 
 from agentstream.agents.service import get_by_slug
@@ -15,6 +16,7 @@ from agentstream.chat import events as ev
 from agentstream.chat.schemas import ChatRequest
 from agentstream.chat.service import start_run
 from agentstream.kit.errors import AppError
+from agentstream.kit.priority import setting_up
 from agentstream.runs.service import active_for_chat
 from agentstream.state import SessionDep, StateDep, get_state
 from agentstream.streaming.agui import agui_chat_request, agui_response
@@ -23,9 +25,21 @@ from agentstream.streaming.ui import UIChatRequest, vercel_response
 from agentstream.streaming.ws import CLOSE_UNAUTHORIZED, websocket_session
 
 router = APIRouter(prefix="/v1/agents", tags=["streaming"])
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 
 
-@router.post("/{slug}/chat/stream", response_class=StreamingResponse, responses=SSE_RESPONSES)
+def _new_stream(path: str) -> Callable[[_Endpoint], _Endpoint]:
+    """A POST that starts a stream; its authentication and setup are served before running
+    streams' tokens (kit/priority.py: the dependency is listed first)."""
+    return router.post(
+        path,
+        response_class=StreamingResponse,
+        responses=SSE_RESPONSES,
+        dependencies=[Depends(setting_up, scope="function")],
+    )
+
+
+@_new_stream("/{slug}/chat/stream")
 async def chat_stream(
     slug: str, body: ChatRequest, principal: CurrentPrincipal, state: StateDep
 ) -> StreamingResponse:
@@ -34,9 +48,7 @@ async def chat_stream(
     return sse_response(run, types=ev.BASIC_TYPES, keepalive_s=state.settings.sse_keepalive_s)
 
 
-@router.post(
-    "/{slug}/chat/stream/advanced", response_class=StreamingResponse, responses=SSE_RESPONSES
-)
+@_new_stream("/{slug}/chat/stream/advanced")
 async def chat_stream_advanced(
     slug: str, body: ChatRequest, principal: CurrentPrincipal, state: StateDep
 ) -> StreamingResponse:
@@ -45,7 +57,7 @@ async def chat_stream_advanced(
     return sse_response(run, keepalive_s=state.settings.sse_keepalive_s)
 
 
-@router.post("/{slug}/chat/ui", response_class=StreamingResponse, responses=SSE_RESPONSES)
+@_new_stream("/{slug}/chat/ui")
 async def chat_ui(
     slug: str, body: UIChatRequest, principal: CurrentPrincipal, state: StateDep
 ) -> StreamingResponse:
@@ -75,7 +87,7 @@ async def chat_ui_resume(
     return vercel_response(await state.coordinator.readable(stored), owner=False)
 
 
-@router.post("/{slug}/chat/ag-ui", response_class=StreamingResponse, responses=SSE_RESPONSES)
+@_new_stream("/{slug}/chat/ag-ui")
 async def chat_ag_ui(
     slug: str,
     body: RunAgentInput,

@@ -24,6 +24,7 @@ from agentstream.chat.service import start_run
 from agentstream.db import is_unreachable, transaction
 from agentstream.kit import jsonenc
 from agentstream.kit.errors import AppError
+from agentstream.kit.priority import setup_first
 from agentstream.ratelimit.deps import check, client_ip, count_api_request
 from agentstream.runs import service as runs
 from agentstream.runs.registry import Readable
@@ -190,8 +191,9 @@ class Connection:
         assert self.principal is not None
         try:
             # A message is an API request of its team like any other; then the chat gate.
-            await count_api_request(self.state, self.principal.team_id)
-            run = await start_run(self.state, self.principal, self.slug, request)
+            with setup_first.setup():
+                await count_api_request(self.state, self.principal.team_id)
+                run = await start_run(self.state, self.principal, self.slug, request)
         except AppError as exc:
             await self.error(ev.error_code(exc.code), exc.message)
             return
