@@ -132,7 +132,7 @@ async def build_state(settings: Settings) -> AsyncIterator[AppState]:
             )
         skills = SkillCatalog.load(settings.skills_dir)
         models = ModelRegistry(settings, skills)
-        sessions = create_session_maker(engine)
+        sessions = create_session_maker(engine, timeout_s=settings.database_timeout_s)
         writer = TurnWriter(
             sessions,
             checkpoint_s=settings.checkpoint_s,

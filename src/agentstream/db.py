@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -65,16 +67,49 @@ def create_engine(
     )
 
 
-def create_session_maker(engine: AsyncEngine) -> SessionMaker:
-    """Sessions that keep loaded attributes after commit (responses are built after it)."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+class WriteTurns:
+    """SQLite's write lock, given out in turns: first come, first served.
+
+    Every SQLite transaction takes the write lock (``BEGIN IMMEDIATE``); a connection that
+    finds it taken sleeps in SQLite's busy handler in steps of up to 100 ms, waking neither in
+    order nor when the lock is released, which under load gives second-long waits. Queued
+    here instead, the next transaction starts the moment the previous one ends.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self._lock = asyncio.Lock()
+        self._timeout_s = timeout_s
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Hold the turn; waiting longer than the database timeout means unavailable."""
+        try:
+            await asyncio.wait_for(self._lock.acquire(), self._timeout_s)
+        except TimeoutError:
+            raise SATimeoutError("Timed out waiting for SQLite's write lock.") from None
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+
+_WRITE_TURNS = "agentstream_write_turns"  # the key of a session's WriteTurns in its ``info``
+
+
+def create_session_maker(engine: AsyncEngine, *, timeout_s: float = 60.0) -> SessionMaker:
+    """Sessions that keep loaded attributes after commit (responses are built after it);
+    on SQLite, ``transaction()`` takes the write lock in turns (``WriteTurns``)."""
+    info = {_WRITE_TURNS: WriteTurns(timeout_s)} if engine.dialect.name == "sqlite" else {}
+    return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 @asynccontextmanager
 async def transaction(session_maker: SessionMaker) -> AsyncIterator[AsyncSession]:
     """A short unit of work: commit on success, roll back on error, always release."""
-    async with session_maker() as session, session.begin():
-        yield session
+    async with session_maker() as session:
+        turns: WriteTurns | None = session.info.get(_WRITE_TURNS)
+        async with turns.turn() if turns else contextlib.nullcontext(), session.begin():
+            yield session
 
 
 # A database that cannot be reached (refused, restarting, dropped connection, pool or lock

@@ -1,0 +1,54 @@
+"""The database layer: SQLite's write lock handed out in turns."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import TimeoutError as SATimeoutError
+
+from agentstream.db import create_engine, create_session_maker, is_unreachable, transaction
+
+
+async def test_sqlite_transactions_take_the_write_lock_first_come_first_served(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}", pool_size=5)
+    sessions = create_session_maker(engine, timeout_s=10)
+    order: list[int] = []
+    try:
+        async with transaction(sessions) as first:
+            await first.execute(text("CREATE TABLE t (n INTEGER)"))
+
+            async def write(n: int) -> None:
+                async with transaction(sessions) as session:
+                    await session.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+                    order.append(n)
+
+            writers = []
+            for n in range(5):  # queued in this order while the first holds the lock
+                writers.append(asyncio.create_task(write(n)))
+                await asyncio.sleep(0)
+        await asyncio.wait_for(asyncio.gather(*writers), timeout=10)
+        assert order == [0, 1, 2, 3, 4]
+        async with transaction(sessions) as session:
+            assert (await session.execute(text("SELECT count(*) FROM t"))).scalar() == 5
+    finally:
+        await engine.dispose()
+
+
+async def test_a_turn_not_given_within_the_timeout_is_an_unreachable_database(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}")
+    sessions = create_session_maker(engine, timeout_s=0.05)
+    try:
+        async with transaction(sessions):
+            with pytest.raises(SATimeoutError) as raised:
+                async with transaction(sessions):
+                    pass
+        assert is_unreachable(raised.value)  # answered 503, not 500
+    finally:
+        await engine.dispose()
