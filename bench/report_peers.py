@@ -226,11 +226,20 @@ def _stored_goals(results: dict[str, Any], get: Getter) -> list[tuple[str, ...]]
         if not stored:
             continue
         ok = stored["sent"] == stored["ok"] == stored["complete"] == stored["assistant_messages"]
+        errors = sorted(
+            {
+                str(e)
+                for key, value in results.items()
+                if key.startswith("peers:") and key.endswith(f":{config}")
+                for e in (value.get("errors", []) if isinstance(value, dict) else [])
+            }
+        )
         rows.append(
             (
                 f"5. nothing lost, {label}",
-                f"{stored['ok']}/{stored['sent']} streams ended `done` with status complete; "
-                f"{stored['complete']}/{stored['assistant_messages']} assistant messages "
+                f"{stored['ok']}/{stored['sent']} streams ended `done` with status complete"
+                + (f" (the others: {', '.join(errors)})" if errors else "")
+                + f"; {stored['complete']}/{stored['assistant_messages']} assistant messages "
                 "stored complete",
                 "all",
                 _met(ok),
