@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,10 @@ from typing import Any
 import asyncpg
 import redis
 
-from bench import runs
+from bench import peers, runs
 from bench import scenarios as sc
 from bench.procs import Server
-from bench.profile import profile_requests
+from bench.profile import fixed_cpu, profile_requests
 from bench.pydantic_floor import measure
 from bench.report import write_report
 
@@ -116,16 +117,102 @@ def _run_runs(shared_env: dict[str, str], profile: sc.Profile, results: dict[str
         _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _profile(work: Path, results: dict[str, Any]) -> None:
+    _log("[floor] pydantic-ai alone")
+    results["pydantic_floor_s"] = asyncio.run(measure())
+    _log("[profile] one request, in process")
+    results["profile_split"] = profile_requests(20, work)
+    _log("[profile] fixed CPU per stream, in process")
+    results["fixed_cpu"] = fixed_cpu(results["profile"]["peer_cpu_requests"])
+
+
+def _start(servers: dict[str, Server]) -> dict[str, Server]:
+    """Start every server (all or none: a failure stops those already up)."""
+    started: list[Server] = []
+    try:
+        for server in servers.values():
+            server.start("/health" if server.name.startswith("agentstream") else "/stream")
+            started.append(server)
+    except BaseException:
+        for server in started:
+            server.stop()
+        raise
+    return servers
+
+
+def _run_peers(
+    common: dict[str, str], work: Path, profile: sc.Profile, results: dict[str, Any]
+) -> None:
+    """agentstream (SQLite; PostgreSQL + Redis) against the pydantic-ai peers (bench/peers.py)."""
+    data = work / f"peers-sqlite-{uuid.uuid4().hex[:6]}"
+    databases = {"sqlite": f"sqlite+aiosqlite:///{data / 'bench.db'}"}
+    envs = {
+        "sqlite": {
+            **common,
+            "AGENTSTREAM_DATA_DIR": str(data),
+            "AGENTSTREAM_DATABASE_URL": databases["sqlite"],
+        }
+    }
+    pg = _postgres_and_redis()
+    if pg is not None:
+        databases["postgres"] = pg[0]
+        envs["postgres"] = {
+            **common,
+            "AGENTSTREAM_DATA_DIR": str(work / "peers-pg"),
+            "AGENTSTREAM_DATABASE_URL": pg[0],
+            "AGENTSTREAM_REDIS_URL": REDIS_URL,
+        }
+
+    def agentstream(delay_ms: float) -> dict[str, Server]:
+        return {
+            name: sc.agentstream_server(f"agentstream-{name}-{delay_ms:.0f}ms", delay_ms, env)
+            for name, env in envs.items()
+        }
+
+    def paced(delay_ms: float) -> dict[str, Server]:
+        return _start({"peer": sc.peer_server(delay_ms), **agentstream(delay_ms)})
+
+    fast = {
+        "reference": sc.reference_server(0, peers.STORY_TOKENS),
+        "peer": sc.peer_server(0),
+        **agentstream(0),
+    }
+    try:
+        peers.run(_start(fast), databases, paced, profile, results)
+    finally:
+        for server in fast.values():
+            server.stop()
+        if pg is not None:
+            _pg(f'DROP DATABASE IF EXISTS "{pg[1]}" WITH (FORCE)')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--full", action="store_true", help="the full (slow) profile")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--tiny", action="store_true", help="minimal sizes, to try the harness")
+    parser.add_argument(
+        "--only",
+        choices=("all", "peers", "profile"),
+        default="all",
+        help="run one part (its sections only; for trying a change)",
+    )
     args = parser.parse_args()
-    profile = sc.Profile.full() if args.full else sc.Profile()
+    started = time.monotonic()
+    profile = sc.Profile.full() if args.full else sc.Profile.tiny() if args.tiny else sc.Profile()
     results: dict[str, Any] = {"machine": sc.machine(), "profile": profile.__dict__}
     work = Path(os.environ.get("AGENTSTREAM_BENCH_DIR", ROOT / "bench" / "results"))
     work.mkdir(parents=True, exist_ok=True)
 
+    if args.only == "peers":
+        _run_peers({}, work, profile, results)
+    if args.only == "profile":
+        _profile(work, results)
+    if args.only != "all":
+        results["runtime_s"] = time.monotonic() - started
+        (work / f"results-{args.only}.json").write_text(json.dumps(results, indent=2))
+        print(json.dumps({k: v for k, v in results.items() if k.startswith(("peers:", "fixed"))}))
+        return
     upstream = Server("upstream", [sys.executable, "-m", "bench.upstream", "--port", "{port}"])
     upstream.start("/_closes")
     try:
@@ -147,6 +234,7 @@ def main() -> None:
             ref.stop()
 
         common = {"OPENAI_BASE_URL": upstream.url + "/v1", "OPENAI_API_KEY": "bench"}
+        _run_peers(common, work, profile, results)
         data = work / f"sqlite-{uuid.uuid4().hex[:6]}"
         sqlite_env = {
             **common,
@@ -183,10 +271,8 @@ def main() -> None:
     finally:
         upstream.stop()
 
-    _log("[floor] pydantic-ai alone")
-    results["pydantic_floor_s"] = asyncio.run(measure())
-    _log("[profile] one request, in process")
-    results["profile_split"] = profile_requests(20, work)
+    _profile(work, results)
+    results["runtime_s"] = time.monotonic() - started
     (work / "results.json").write_text(json.dumps(results, indent=2))
     table = write_report(results, args.out, work / "profile.txt", full=args.full)
     print(table)

@@ -27,10 +27,23 @@ async def _read_headers(reader: asyncio.StreamReader) -> int:
     return status
 
 
+DONE = b'"type":"done"'
+ERROR = b'"type":"error"'
+
+
 async def sse_stream(
-    url: str, path: str, body: dict[str, object], token: str | None
+    url: str,
+    path: str,
+    body: dict[str, object],
+    token: str | None,
+    done: bytes = DONE,
+    complete: bytes = b"",
 ) -> StreamResult:
-    """POST ``body`` and read the SSE response until ``done``/``error``."""
+    """POST ``body`` and read the SSE response until ``done``/``error``.
+
+    ``done`` marks the terminal frame (pydantic-ai's Vercel stream ends with ``finish``); the
+    stream counts as ok only when that frame also contains ``complete``.
+    """
     parts = urlsplit(url)
     payload = json.dumps(body).encode()
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
@@ -66,8 +79,8 @@ async def sse_stream(
                 events += 1
                 if not first:
                     first = time.perf_counter() - start
-                if b'"type":"done"' in frame or b'"type":"error"' in frame:
-                    ok = b'"type":"done"' in frame
+                if done in frame or ERROR in frame:
+                    ok = done in frame and complete in frame
                     return StreamResult(ok, first, time.perf_counter() - start, events)
         return StreamResult(False, first, time.perf_counter() - start, events, "cut")
     finally:

@@ -11,11 +11,12 @@ import json
 import resource
 import sys
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import websockets
 
-from bench.client import StreamResult, sse_stream
+from bench.client import DONE, StreamResult, sse_stream
 from bench.resume import resume
 
 
@@ -35,6 +36,13 @@ def _summary(results: list[StreamResult]) -> dict[str, Any]:
     }
 
 
+def _sse(job: dict[str, Any], token: str | None) -> Coroutine[Any, Any, StreamResult]:
+    """One SSE stream of ``job`` (its terminal and completeness markers, when it has them)."""
+    done = job.get("done", "").encode() or DONE
+    complete = job.get("complete", "").encode()
+    return sse_stream(job["url"], job["path"], job["body"], token, done, complete)
+
+
 def _ws_message(job: dict[str, Any]) -> str:
     """The WebSocket ``message`` frame: the same prompt the SSE requests send (``job["body"]``).
 
@@ -45,10 +53,7 @@ def _ws_message(job: dict[str, Any]) -> str:
 
 
 async def sequential(job: dict[str, Any]) -> dict[str, Any]:
-    results = [
-        await sse_stream(job["url"], job["path"], job["body"], job["tokens"][0])
-        for _ in range(job["requests"])
-    ]
+    results = [await _sse(job, job["tokens"][0]) for _ in range(job["requests"])]
     return _summary(results)
 
 
@@ -59,9 +64,9 @@ async def throughput(job: dict[str, Any]) -> dict[str, Any]:
     async def sse_worker(index: int) -> None:
         token = job["tokens"][index % len(job["tokens"])]
         while time.perf_counter() < deadline:
-            results.append(await sse_stream(job["url"], job["path"], job["body"], token))
+            results.append(await _sse(job, token))
 
-    message = _ws_message(job)
+    message = _ws_message(job) if job["transport"] == "ws" else ""
 
     async def ws_worker(index: int) -> None:
         token = job["tokens"][index % len(job["tokens"])]
@@ -94,10 +99,7 @@ async def held(job: dict[str, Any]) -> dict[str, Any]:
     tokens = job["tokens"]
     start = time.perf_counter()
     results = await asyncio.gather(
-        *(
-            sse_stream(job["url"], job["path"], job["body"], tokens[i % len(tokens)])
-            for i in range(job["streams"])
-        ),
+        *(_sse(job, tokens[i % len(tokens)]) for i in range(job["streams"])),
         return_exceptions=True,
     )
     ok = [r for r in results if isinstance(r, StreamResult)]

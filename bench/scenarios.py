@@ -23,26 +23,58 @@ BODY = {"message": "tell me a long story"}
 class Profile:
     """Sizes of one run: quick by default, full with ``--full``."""
 
-    sequential: int = 60
-    throughput_s: float = 5.0
-    concurrency: tuple[int, ...] = (10, 100)
-    held: tuple[int, ...] = (100, 500)
+    # The quick sizes keep `make bench` near 25 minutes on a busy 2-core machine; most of
+    # it goes to the peer comparison's held streams (492 tokens at 50 ms, CPU-bound).
+    sequential: int = 30
+    throughput_s: float = 3.0
+    concurrency: tuple[int, ...] = (10,)
+    held: tuple[int, ...] = (100,)
     idle: tuple[int, ...] = (1000,)
-    cancels: int = 20
+    cancels: int = 10
     runs_clients: int = 10  # SSE clients of the run-log and workers comparisons
     runs_rounds: int = 2  # alternating rounds of throughput_s per configuration
-    resumes: int = 200
+    resumes: int = 100
+    # The peer comparison (bench/peers.py): the 492-token story, alternating rounds.
+    peer_rounds: int = 3
+    peer_throughput_s: float = 3.0
+    peer_cpu_requests: int = 20
+    peer_burst: int = 200
+    peer_held: tuple[int, ...] = (200, 500)
+    peer_held_rounds: int = 1
+    peer_held_delay_ms: float = 50.0
+
+    @classmethod
+    def tiny(cls) -> Profile:
+        """Minimal sizes, to try the harness (``--tiny``); its numbers mean nothing."""
+        return cls(
+            sequential=5,
+            throughput_s=1.0,
+            held=(10,),
+            idle=(20,),
+            cancels=3,
+            runs_rounds=1,
+            resumes=5,
+            peer_rounds=1,
+            peer_throughput_s=1.0,
+            peer_cpu_requests=3,
+            peer_burst=20,
+            peer_held=(20,),
+        )
 
     @classmethod
     def full(cls) -> Profile:
         return cls(
             sequential=300,
             throughput_s=15.0,
+            concurrency=(10, 100),
             held=(100, 500, 1000),
             idle=(1000, 5000),
             cancels=100,
             runs_rounds=3,
             resumes=500,
+            peer_throughput_s=10.0,
+            peer_cpu_requests=100,
+            peer_held_rounds=3,
         )
 
 
@@ -90,10 +122,22 @@ def agentstream_server(name: str, delay_ms: float, env: dict[str, str]) -> Serve
     )
 
 
-def reference_server(delay_ms: float) -> Server:
+def reference_server(delay_ms: float, tokens: int = 100) -> Server:
     return Server(
         "reference",
-        [sys.executable, "-m", "bench.reference", "--port", "{port}", "--delay-ms", str(delay_ms)],
+        [
+            sys.executable,
+            *("-m", "bench.reference", "--port", "{port}"),
+            *("--delay-ms", str(delay_ms), "--tokens", str(tokens)),
+        ],
+    )
+
+
+def peer_server(delay_ms: float) -> Server:
+    return Server(
+        "peer",
+        [sys.executable, "-m", "bench.peer", "--port", "{port}", "--delay-ms", str(delay_ms)],
+        {"PYDANTIC_AI_NO_BANNER": "1"},
     )
 
 
