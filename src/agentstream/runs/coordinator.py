@@ -228,7 +228,8 @@ class Coordinator:
 
         async def append(redis: Redis) -> None:
             with contextlib.suppress(RedisError):  # another reaper got there first
-                await redis.xadd(key, {"e": terminal.dump_json()}, id=f"{terminal.seq}-0")
+                entry_id, fields = shared.entry([terminal])
+                await redis.xadd(key, fields, id=entry_id)  # type: ignore[arg-type]
             await redis.pexpire(key, self._ttl_ms)
 
         with contextlib.suppress(RedisUnavailable):

@@ -1,10 +1,11 @@
 """What crosses workers for runs, through Redis: the event log (Redis Streams), cancel
 signals (pub/sub), active-run counts and worker liveness.
 
-- Event log: each run's events go to the stream ``agentstream:run:<id>`` with entry id
-  ``<seq>-0``, so ``XREAD`` after ``<n>-0`` is exactly "the events after seq n". One mirror
-  task per worker appends whatever its runs published since its last round trip, for all runs
-  in one pipeline: the producer never waits for Redis, and never pays a round trip per token.
+- Event log: each run's events go to the stream ``agentstream:run:<id>``. One mirror task
+  per worker appends whatever its runs published since its last round trip, for all runs in
+  one pipeline and one entry per run (a JSON array of events, with the id ``<last seq>-0``,
+  so ``XREAD`` after ``<n>-0`` returns every entry holding an event after seq n): the
+  producer never waits for Redis, and pays neither a round trip nor a command per token.
   A finished run's stream expires ``AGENTSTREAM_RUN_EVENTS_TTL_S`` after its terminal event.
 - Cancel: ``PUBLISH agentstream:cancel <run id>``; every worker listens and the one running it
   stops it.
@@ -25,7 +26,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -42,7 +43,9 @@ log = logging.getLogger("agentstream.runs")
 
 PREFIX = "agentstream:"
 CANCEL_CHANNEL = PREFIX + "cancel"
-_EVENT = TypeAdapter[ev.ChatEvent](ev.ChatEvent)
+# The shortest time between two mirror round trips (the most an event waits for one).
+MIRROR_INTERVAL_S = 0.01
+_EVENTS = TypeAdapter[list[ev.ChatEvent]](list[ev.ChatEvent])
 
 
 def stream_key(run_id: uuid.UUID) -> str:
@@ -55,9 +58,22 @@ def worker_key(worker_id: str) -> str:
     return f"{PREFIX}worker:{worker_id}"
 
 
-def decode_entries(entries: list[Any]) -> list[ev.ChatEvent]:
-    """Events of ``XRANGE`` / ``XREAD`` entries."""
-    return [_EVENT.validate_json(fields[b"e"]) for _, fields in entries]
+def entry(events: Sequence[ev.ChatEvent]) -> tuple[str, dict[str, bytes]]:
+    """``(id, fields)`` of one stream entry holding consecutive ``events``: its id is the last
+    one's seq, so ``XREAD`` after ``<n>-0`` returns every entry holding an event after seq n."""
+    return f"{events[-1].seq}-0", {"e": b"[" + b",".join(e.dump_json() for e in events) + b"]"}
+
+
+def decode_entries(entries: list[Any], after: int = 0) -> list[ev.ChatEvent]:
+    """The events of ``XRANGE`` / ``XREAD`` entries with ``seq > after``, each once (an entry
+    may repeat events of the one before it, when a batch was retried with more events)."""
+    events: list[ev.ChatEvent] = []
+    for _, fields in entries:
+        for event in _EVENTS.validate_json(fields[b"e"]):
+            if event.seq is not None and event.seq > after:
+                events.append(event)
+                after = event.seq
+    return events
 
 
 class RedisRunLog:
@@ -93,6 +109,10 @@ class RedisRunLog:
                 self._dirty = batch | self._dirty
                 await asyncio.sleep(self._retry_s)
                 self._wake.set()
+                continue
+            # An event after a quiet spell goes at once; a burst goes in batches this far
+            # apart, so a fast model costs one round trip per interval, not one per token.
+            await asyncio.sleep(MIRROR_INTERVAL_S)
 
     async def _append(self, redis: Redis, *, runs: dict[uuid.UUID, Run]) -> None:
         pipe = redis.pipeline(transaction=False)
@@ -101,8 +121,9 @@ class RedisRunLog:
             done = self._mirrored.get(run_id, 0)
             events = run.events_after(done)
             key = stream_key(run_id)
-            for event in events:
-                pipe.xadd(key, {"e": event.dump_json()}, id=f"{event.seq}-0")
+            if events:
+                entry_id, fields = entry(events)
+                pipe.xadd(key, fields, id=entry_id)  # type: ignore[arg-type]
             if run.finished:
                 pipe.pexpire(key, self._ttl_ms)
             upto[run_id] = done + len(events)
@@ -146,7 +167,10 @@ async def follow(
             continue
         entries = reply[0][1]
         last = entries[-1][0].decode()
-        events = decode_entries(entries)
+        events = decode_entries(entries, after)
+        if not events:
+            continue
+        after = events[-1].seq or after
         yield events
         if events[-1].type in ev.TERMINAL_TYPES:
             return

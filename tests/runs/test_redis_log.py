@@ -1,0 +1,99 @@
+"""The run event log in Redis Streams: one entry per run per round trip, read back exactly."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+from redis.asyncio import Redis
+
+from agentstream.chat import events as ev
+from agentstream.kit.redis import RedisGuard
+from agentstream.runs.redis import RedisRunLog, decode_entries, follow, stream_key, stream_state
+from tests.conftest import REDIS_URL, unavailable
+
+
+@dataclass
+class FakeRun:
+    """What the mirror reads of a run: its id and numbered events."""
+
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    events: list[ev.ChatEvent] = field(default_factory=list)
+
+    def publish(self, count: int, *, last: bool = False) -> None:
+        for _ in range(count):
+            event: ev.ChatEvent = ev.TextDelta(content=f" t{len(self.events) + 1}")
+            event.seq = len(self.events) + 1
+            self.events.append(event)
+        if last:
+            usage = ev.Usage(model="fake")
+            done = ev.Done(
+                conversation_id=uuid.uuid4(), message_id=self.id, usage=usage, status="complete"
+            )
+            done.seq = len(self.events) + 1
+            self.events.append(done)
+
+    def events_after(self, seq: int) -> list[ev.ChatEvent]:
+        return self.events[seq:]
+
+    @property
+    def last_seq(self) -> int:
+        return len(self.events)
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.events) and self.events[-1].type in ev.TERMINAL_TYPES
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        await client.ping()
+    except Exception as exc:
+        unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
+    yield client
+    await client.aclose()
+
+
+def _log(redis: Redis) -> RedisRunLog:
+    return RedisRunLog(RedisGuard(redis, cooldown_s=1, timeout_s=5), ttl_s=60, retry_s=0.1)
+
+
+async def test_a_burst_is_one_entry_and_readers_get_exactly_the_events_after_theirs(
+    redis: Redis,
+) -> None:
+    run, log = FakeRun(), _log(redis)
+    run.publish(100)
+    await log._append(redis, runs={run.id: run})  # type: ignore[dict-item]
+    run.publish(20, last=True)
+    await log._append(redis, runs={run.id: run})  # type: ignore[dict-item]
+    try:
+        assert await redis.xlen(stream_key(run.id)) == 2  # two round trips, two entries
+        last_seq, events = await stream_state(log._guard, run.id)
+        assert last_seq == 121
+        assert [e.seq for e in events] == list(range(1, 122))
+        batches = [b async for b in follow(redis, run.id, after=37, idle_s=1)]
+        assert [e.seq for batch in batches for e in batch] == list(range(38, 122))
+        assert batches[-1][-1].type == "done"
+    finally:
+        await redis.delete(stream_key(run.id))
+
+
+async def test_a_retried_batch_with_more_events_is_read_without_repeats(redis: Redis) -> None:
+    run, log = FakeRun(), _log(redis)
+    run.publish(10)
+    await log._append(redis, runs={run.id: run})  # type: ignore[dict-item]
+    log._mirrored.clear()  # as if the reply was lost: the batch is sent again, with more
+    run.publish(5, last=True)
+    await log._append(redis, runs={run.id: run})  # type: ignore[dict-item]
+    try:
+        entries = await redis.xrange(stream_key(run.id))
+        assert len(entries) == 2
+        assert [e.seq for e in decode_entries(entries)] == list(range(1, 17))
+        batches = [b async for b in follow(redis, run.id, after=4, idle_s=1)]
+        assert [e.seq for batch in batches for e in batch] == list(range(5, 17))
+    finally:
+        await redis.delete(stream_key(run.id))
