@@ -65,9 +65,10 @@ def create_engine(
     )
 
 
-def create_session_maker(engine: AsyncEngine) -> SessionMaker:
-    """Sessions that keep loaded attributes after commit (responses are built after it)."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+def create_session_maker(engine: AsyncEngine, info: dict[str, Any] | None = None) -> SessionMaker:
+    """Sessions that keep loaded attributes after commit (responses are built after it);
+    ``info`` is given to every session (``kit.cache.session_info`` hooks caches to commits)."""
+    return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 @asynccontextmanager
