@@ -100,6 +100,28 @@ async def test_a_role_changed_in_the_database_is_seen_on_the_next_request(
     assert (await _chat(client, headers, "helper")).status_code == 403  # viewers cannot chat
 
 
+async def test_an_archived_or_changed_agent_is_seen_on_the_next_chat(
+    client: httpx.AsyncClient, state: AppState
+) -> None:
+    owner = await register(client)
+    await create_agent(client, owner, "helper")
+    assert (await _chat(client, owner.headers, "helper")).status_code == 200
+    assert state.caches.agents.get(owner.team_id, "helper") is not None
+    patched = await client.patch(
+        "/v1/agents/helper", json={"instructions": "Be brief."}, headers=owner.headers
+    )
+    assert patched.status_code == 200
+    cached = state.caches.agents.get(owner.team_id, "helper")
+    assert cached is None
+    assert (await _chat(client, owner.headers, "helper")).status_code == 200
+    refreshed = state.caches.agents.get(owner.team_id, "helper")
+    assert refreshed is not None
+    assert refreshed.instructions == "Be brief."
+    assert (await client.delete("/v1/agents/helper", headers=owner.headers)).status_code == 204
+    refused = await _chat(client, owner.headers, "helper")
+    assert refused.status_code == 409, refused.text
+
+
 @dataclass
 class Worker:
     state: AppState
@@ -154,9 +176,13 @@ async def test_a_membership_removed_on_one_worker_is_seen_by_the_other(
     headers = member.in_team(owner.team_id)
     assert (await _chat(b.client, headers, "helper")).status_code == 200
     assert b.state.caches.principals.get(owner.team_id, member.user_id) is not None
+    assert b.state.caches.agents.get(owner.team_id, "helper") is not None
     removed = await a.client.delete(
         f"/v1/teams/{owner.team_id}/members/{member.user_id}", headers=owner.headers
     )
     assert removed.status_code == 204
     await _until(lambda: b.state.caches.principals.get(owner.team_id, member.user_id) is None)
     assert (await _chat(b.client, headers, "helper")).status_code == 403
+    assert (await a.client.delete("/v1/agents/helper", headers=owner.headers)).status_code == 204
+    await _until(lambda: b.state.caches.agents.get(owner.team_id, "helper") is None)
+    assert (await _chat(b.client, owner.headers, "helper")).status_code == 409

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agentstream import tenancy
 from agentstream.kit.errors import NotFound
 from agentstream.models import (
-    Agent,
     Conversation,
     Message,
     MessageRole,
@@ -31,6 +30,19 @@ from agentstream.models import (
 )
 from agentstream.tenancy import Caller
 from agentstream.usage.service import record_usage
+
+
+class AgentRef(Protocol):
+    """The agent a turn is with (a row or a cached copy)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def slug(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -71,7 +83,7 @@ class Draft:
 
 
 async def _continued(
-    session: AsyncSession, caller: Caller, agent: Agent, conversation_id: uuid.UUID
+    session: AsyncSession, caller: Caller, agent: AgentRef, conversation_id: uuid.UUID
 ) -> tuple[Conversation, Sequence[Message]]:
     """The caller's conversation with this agent and its messages, else 404."""
     conversation = await session.scalar(
@@ -89,7 +101,7 @@ async def _continued(
 
 
 async def conversation_named(
-    session: AsyncSession, caller: Caller, agent: Agent, client_id: str
+    session: AsyncSession, caller: Caller, agent: AgentRef, client_id: str
 ) -> uuid.UUID | None:
     """The conversation a UI client's chat/thread id names, if any.
 
@@ -118,7 +130,7 @@ async def conversation_named(
 async def start_turn(
     session: AsyncSession,
     caller: Caller,
-    agent: Agent,
+    agent: AgentRef,
     text: str,
     conversation_id: uuid.UUID | None,
     worker_id: str,
