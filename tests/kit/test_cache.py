@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -66,6 +67,15 @@ async def _chat(client: httpx.AsyncClient, headers: dict[str, str], slug: str) -
     )
 
 
+def _memory_count(response: httpx.Response) -> int:
+    for line in response.text.splitlines():
+        if line.startswith("data: "):
+            event = json.loads(line[6:])
+            if event["type"] == "memory_context":
+                return int(event["memory_count"])
+    raise AssertionError(f"no memory_context event in {response.text!r}")
+
+
 async def test_a_removed_member_is_refused_on_the_next_request(
     client: httpx.AsyncClient, state: AppState
 ) -> None:
@@ -120,6 +130,19 @@ async def test_an_archived_or_changed_agent_is_seen_on_the_next_chat(
     assert (await client.delete("/v1/agents/helper", headers=owner.headers)).status_code == 204
     refused = await _chat(client, owner.headers, "helper")
     assert refused.status_code == 409, refused.text
+
+
+async def test_the_first_memory_is_used_by_the_next_chat(client: httpx.AsyncClient) -> None:
+    owner = await register(client)
+    await create_agent(client, owner, "helper")
+    assert _memory_count(await _chat(client, owner.headers, "helper")) == 0
+    created = await client.post(
+        "/v1/memories",
+        json={"content": "Says hello a lot", "importance": 5},
+        headers=owner.headers,
+    )
+    assert created.status_code == 201, created.text
+    assert _memory_count(await _chat(client, owner.headers, "helper")) == 1
 
 
 @dataclass

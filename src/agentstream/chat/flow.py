@@ -95,7 +95,12 @@ async def prepare(
             client_id=request.client_id,
         )
         memories = await retrieve(
-            session, principal, agent.id, request.message, state.settings.memory_limit
+            session,
+            principal,
+            agent.id,
+            request.message,
+            state.settings.memory_limit,
+            state.caches,
         )
     skills = allowed_skills(agent, state.skills)
     context = request.context or {}
