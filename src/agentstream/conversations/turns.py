@@ -150,6 +150,7 @@ async def start_turn(
         conversation, previous = await _continued(session, caller, agent, conversation_id)
     else:
         conversation = Conversation(
+            id=uuid.uuid4(),
             team_id=caller.team_id,
             agent_id=agent.id,
             user_id=caller.user_id,
@@ -157,16 +158,26 @@ async def start_turn(
             client_id=client_id,
         )
         session.add(conversation)
-        await session.flush()
-    # Explicit ids and ordered timestamps: one flush, and the assistant always sorts after.
+    # Explicit ids, ordered timestamps and the same columns in both messages: one flush (the
+    # unit of work orders the tables by their foreign keys) with one INSERT for both messages,
+    # and the assistant always sorts after.
     now = utcnow()
     common = {"team_id": caller.team_id, "conversation_id": conversation.id}
-    user = Message(id=uuid.uuid4(), role=MessageRole.user, content=text, created_at=now, **common)
+    user = Message(
+        id=uuid.uuid4(),
+        role=MessageRole.user,
+        status=MessageStatus.complete,
+        model=None,
+        content=text,
+        created_at=now,
+        **common,
+    )
     assistant = Message(
         id=uuid.uuid4(),
         role=MessageRole.assistant,
         status=MessageStatus.interrupted,
         model=agent.model,
+        content="",
         created_at=now + timedelta(microseconds=1),
         **common,
     )
@@ -178,9 +189,8 @@ async def start_turn(
         conversation_id=conversation.id,
         worker_id=worker_id,
     )
-    session.add_all([user, assistant])
-    await session.flush()  # the run references the assistant message
-    session.add(run)
+    session.add_all([user, assistant, run])
+    await session.flush()
     # In field order: run (= assistant message), team, user, agent, slug, model, conversation,
     # user message.
     ids = (assistant.id, caller.team_id, caller.user_id, agent.id)
