@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import Depends, Header
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from agentstream.auth import tokens
 from agentstream.auth.service import Principal, member_principal, resolve_principal, resolve_user
-from agentstream.auth.tokens import decode_access_token, looks_like_api_key
 from agentstream.db import transaction
 from agentstream.kit.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from agentstream.models import Role, User
@@ -60,7 +60,11 @@ async def principal_for(
     database — or against the membership cache, which forgets a team's entries when any
     worker commits a change to its memberships (``kit.cache``)."""
     secret = state.settings.resolved_jwt_secret
-    claims = None if looks_like_api_key(credential) else decode_access_token(secret, credential)
+    claims = (
+        None
+        if tokens.looks_like_api_key(credential)
+        else tokens.decode_access_token(secret, credential)
+    )
     team_id = (team_override or claims.team_id) if claims is not None else None
     if claims is None or team_id is None:
         async with transaction(state.sessions) as session:  # the errors, and API keys
