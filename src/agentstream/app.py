@@ -20,6 +20,7 @@ from agentstream.conversations.endpoints import router as conversations_router
 from agentstream.conversations.writer import TurnWriter
 from agentstream.db import SessionMaker, create_engine, create_session_maker
 from agentstream.health.endpoints import router as health_router
+from agentstream.kit.cache import Caches, session_info
 from agentstream.kit.handlers import install_error_handlers
 from agentstream.kit.middleware import RequestContextMiddleware
 from agentstream.kit.openapi import install_openapi
@@ -132,7 +133,17 @@ async def build_state(settings: Settings) -> AsyncIterator[AppState]:
             )
         skills = SkillCatalog.load(settings.skills_dir)
         models = ModelRegistry(settings, skills)
-        sessions = create_session_maker(engine, timeout_s=settings.database_timeout_s)
+        caches = Caches(settings.cache_ttl_s, guard)
+        sessions = create_session_maker(
+            engine, timeout_s=settings.database_timeout_s, info=session_info(caches)
+        )
+        if settings.redis_url:
+            listener = Redis.from_url(
+                settings.redis_url, socket_connect_timeout=settings.redis_timeout_s
+            )
+            stack.push_async_callback(listener.aclose)
+            caches.start(listener)
+        stack.push_async_callback(caches.aclose)
         writer = TurnWriter(
             sessions,
             checkpoint_s=settings.checkpoint_s,
@@ -164,6 +175,7 @@ async def build_state(settings: Settings) -> AsyncIterator[AppState]:
             coordinator=coordinator,
             writer=writer,
             extractor=extractor,
+            caches=caches,
         )
 
 

@@ -96,10 +96,15 @@ class WriteTurns:
 _WRITE_TURNS = "agentstream_write_turns"  # the key of a session's WriteTurns in its ``info``
 
 
-def create_session_maker(engine: AsyncEngine, *, timeout_s: float = 60.0) -> SessionMaker:
+def create_session_maker(
+    engine: AsyncEngine, *, timeout_s: float = 60.0, info: dict[str, Any] | None = None
+) -> SessionMaker:
     """Sessions that keep loaded attributes after commit (responses are built after it);
+    ``info`` is given to every session (``kit.cache.session_info`` hooks caches to commits);
     on SQLite, ``transaction()`` takes the write lock in turns (``WriteTurns``)."""
-    info = {_WRITE_TURNS: WriteTurns(timeout_s)} if engine.dialect.name == "sqlite" else {}
+    info = dict(info or {})
+    if engine.dialect.name == "sqlite":
+        info[_WRITE_TURNS] = WriteTurns(timeout_s)
     return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 

@@ -13,6 +13,7 @@ from starlette.requests import HTTPConnection
 
 from agentstream.conversations.writer import TurnWriter
 from agentstream.db import SessionMaker
+from agentstream.kit.cache import Caches
 from agentstream.kit.redis import RedisGuard
 from agentstream.llm.registry import ModelRegistry
 from agentstream.memory.extraction import MemoryExtractor
@@ -40,6 +41,7 @@ class AppState:
     coordinator: Coordinator
     writer: TurnWriter
     extractor: MemoryExtractor
+    caches: Caches
 
 
 def get_state(conn: HTTPConnection) -> AppState:

@@ -3,18 +3,65 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentstream import tenancy
 from agentstream.agents.schemas import AgentCreate, AgentPublic, AgentSettings, AgentUpdate
+from agentstream.kit.cache import Caches
 from agentstream.kit.errors import Conflict, NotFound, ValidationFailed
 from agentstream.kit.pagination import PageParams, paginate
 from agentstream.llm.registry import ModelRegistry, known_providers
 from agentstream.models import Agent, AgentStatus
 from agentstream.skills.catalog import SkillCatalog
 from agentstream.tenancy import Caller
+
+
+@dataclass(frozen=True)
+class ChatAgent:
+    """What a chat run reads of its agent: an immutable copy, safe to cache across requests."""
+
+    id: uuid.UUID
+    team_id: uuid.UUID
+    slug: str
+    instructions: str
+    model: str
+    skills: tuple[str, ...] | None
+    status: AgentStatus
+    settings: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, agent: Agent) -> ChatAgent:
+        """Copy the row."""
+        skills = tuple(agent.skills) if agent.skills is not None else None
+        settings = MappingProxyType(dict(agent.settings))
+        return cls(
+            agent.id,
+            agent.team_id,
+            agent.slug,
+            agent.instructions,
+            agent.model,
+            skills,
+            agent.status,
+            settings,
+        )
+
+
+async def chat_agent(session: AsyncSession, caches: Caches, caller: Caller, slug: str) -> ChatAgent:
+    """The caller's team's agent with this slug for a chat run: cached per team and forgotten
+    when any worker commits a change to the team's agents (``kit.cache``)."""
+    cached: ChatAgent | None = caches.agents.get(caller.team_id, slug)
+    if cached is not None:
+        return cached
+    ticket = caches.agents.ticket(caller.team_id)
+    agent = ChatAgent.of(await get_by_slug(session, caller, slug))
+    caches.agents.put(caller.team_id, slug, agent, ticket)
+    return agent
 
 
 async def get_by_slug(session: AsyncSession, caller: Caller, slug: str) -> Agent:
@@ -25,7 +72,7 @@ async def get_by_slug(session: AsyncSession, caller: Caller, slug: str) -> Agent
     return agent
 
 
-def allowed_skills(agent: Agent, catalog: SkillCatalog) -> frozenset[str]:
+def allowed_skills(agent: Agent | ChatAgent, catalog: SkillCatalog) -> frozenset[str]:
     """The skills this agent may use right now (``None`` stored means all available)."""
     if agent.skills is None:
         return catalog.names()

@@ -13,7 +13,8 @@ from typing import Annotated
 from fastapi import Depends, Header
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from agentstream.auth.service import Principal, resolve_principal, resolve_user
+from agentstream.auth import tokens
+from agentstream.auth.service import Principal, member_principal, resolve_principal, resolve_user
 from agentstream.db import transaction
 from agentstream.kit.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from agentstream.models import Role, User
@@ -52,12 +53,36 @@ Credential = Annotated[str, Depends(_credential)]
 # connection, so concurrent requests cannot deadlock the pool.
 
 
+async def principal_for(
+    state: AppState, credential: str, team_override: uuid.UUID | None
+) -> Principal:
+    """The caller in ``team_override`` (or the credential's team), checked against the
+    database — or against the membership cache, which forgets a team's entries when any
+    worker commits a change to its memberships (``kit.cache``)."""
+    secret = state.settings.resolved_jwt_secret
+    claims = (
+        None
+        if tokens.looks_like_api_key(credential)
+        else tokens.decode_access_token(secret, credential)
+    )
+    team_id = (team_override or claims.team_id) if claims is not None else None
+    if claims is None or team_id is None:
+        async with transaction(state.sessions) as session:  # the errors, and API keys
+            return await resolve_principal(session, secret, credential, team_override)
+    cache = state.caches.principals
+    cached: Principal | None = cache.get(team_id, claims.user_id)
+    if cached is not None:
+        return cached
+    ticket = cache.ticket(team_id)
+    async with transaction(state.sessions) as session:
+        principal = await member_principal(session, claims.user_id, team_id)
+    cache.put(team_id, claims.user_id, principal, ticket)
+    return principal
+
+
 async def authenticate(state: AppState, credential: str, team_id: uuid.UUID | None) -> Principal:
     """The caller in ``team_id`` (or the credential's team), counted toward its API limit."""
-    async with transaction(state.sessions) as session:
-        principal = await resolve_principal(
-            session, state.settings.resolved_jwt_secret, credential, team_id
-        )
+    principal = await principal_for(state, credential, team_id)
     await count_api_request(state, principal.team_id)
     return principal
 

@@ -161,9 +161,10 @@ async def logout(session: AsyncSession, refresh_token: str) -> None:
     )
 
 
-async def _member_principal(
+async def member_principal(
     session: AsyncSession, user_id: uuid.UUID, team_id: uuid.UUID
 ) -> Principal:
+    """The active user as a member of ``team_id`` (``Unauthorized`` / ``Forbidden`` if not)."""
     row = (
         await session.execute(
             select(User, Membership.role)
@@ -223,7 +224,7 @@ async def resolve_principal(
     team_id = team_override or claims.team_id
     if team_id is None:
         raise Forbidden("No team selected; send X-Team-ID.")
-    return await _member_principal(session, claims.user_id, team_id)
+    return await member_principal(session, claims.user_id, team_id)
 
 
 async def resolve_user(

@@ -33,7 +33,7 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tool_manager import ToolManager
 from pydantic_ai.usage import RunUsage
 
-from agentstream.agents.service import allowed_skills, get_by_slug
+from agentstream.agents.service import ChatAgent, allowed_skills, chat_agent
 from agentstream.auth.service import Principal
 from agentstream.chat import events as ev
 from agentstream.chat.deps import ChatDeps
@@ -47,7 +47,6 @@ from agentstream.kit.errors import AgentInactive
 from agentstream.kit.priority import setup_first
 from agentstream.memory.extraction import Turn
 from agentstream.memory.service import retrieve
-from agentstream.models import Agent as AgentRow
 from agentstream.models import AgentStatus, MessageStatus
 from agentstream.observability import metrics
 from agentstream.runs.registry import RunControl
@@ -78,13 +77,13 @@ class PreparedRun:
     on_disconnect: str
 
 
-def _active(agent: AgentRow) -> AgentRow:
+def _active(agent: ChatAgent) -> ChatAgent:
     if agent.status is not AgentStatus.active:
         raise AgentInactive(f"Agent '{agent.slug}' is {agent.status.value}.")
     return agent
 
 
-def _model_settings(agent: AgentRow) -> ModelSettings:
+def _model_settings(agent: ChatAgent) -> ModelSettings:
     settings = ModelSettings()
     if agent.settings.get("temperature") is not None:
         settings["temperature"] = float(agent.settings["temperature"])
@@ -98,7 +97,7 @@ async def prepare(
 ) -> PreparedRun:
     """Steps 1-5: agent, conversation, user message (committed), memories, prompt."""
     async with transaction(state.sessions) as session:
-        agent = _active(await get_by_slug(session, principal, slug))
+        agent = _active(await chat_agent(session, state.caches, principal, slug))
         identity, previous = await start_turn(
             session,
             principal,
@@ -109,7 +108,12 @@ async def prepare(
             client_id=request.client_id,
         )
         memories = await retrieve(
-            session, principal, agent.id, request.message, state.settings.memory_limit
+            session,
+            principal,
+            agent.id,
+            request.message,
+            state.settings.memory_limit,
+            state.caches,
         )
     skills = allowed_skills(agent, state.skills)
     context = request.context or {}

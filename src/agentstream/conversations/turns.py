@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agentstream import tenancy
 from agentstream.kit.errors import NotFound
 from agentstream.models import (
-    Agent,
     Conversation,
     Message,
     MessageRole,
@@ -31,6 +30,19 @@ from agentstream.models import (
 )
 from agentstream.tenancy import Caller
 from agentstream.usage.service import record_usage
+
+
+class AgentRef(Protocol):
+    """The agent a turn is with (a row or a cached copy)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def slug(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -71,7 +83,7 @@ class Draft:
 
 
 async def _continued(
-    session: AsyncSession, caller: Caller, agent: Agent, conversation_id: uuid.UUID
+    session: AsyncSession, caller: Caller, agent: AgentRef, conversation_id: uuid.UUID
 ) -> tuple[Conversation, Sequence[Message]]:
     """The caller's conversation with this agent and its messages, else 404."""
     conversation = await session.scalar(
@@ -89,7 +101,7 @@ async def _continued(
 
 
 async def conversation_named(
-    session: AsyncSession, caller: Caller, agent: Agent, client_id: str
+    session: AsyncSession, caller: Caller, agent: AgentRef, client_id: str
 ) -> uuid.UUID | None:
     """The conversation a UI client's chat/thread id names, if any.
 
@@ -118,7 +130,7 @@ async def conversation_named(
 async def start_turn(
     session: AsyncSession,
     caller: Caller,
-    agent: Agent,
+    agent: AgentRef,
     text: str,
     conversation_id: uuid.UUID | None,
     worker_id: str,
@@ -138,6 +150,7 @@ async def start_turn(
         conversation, previous = await _continued(session, caller, agent, conversation_id)
     else:
         conversation = Conversation(
+            id=uuid.uuid4(),
             team_id=caller.team_id,
             agent_id=agent.id,
             user_id=caller.user_id,
@@ -145,16 +158,26 @@ async def start_turn(
             client_id=client_id,
         )
         session.add(conversation)
-        await session.flush()
-    # Explicit ids and ordered timestamps: one flush, and the assistant always sorts after.
+    # Explicit ids, ordered timestamps and the same columns in both messages: one flush (the
+    # unit of work orders the tables by their foreign keys) with one INSERT for both messages,
+    # and the assistant always sorts after.
     now = utcnow()
     common = {"team_id": caller.team_id, "conversation_id": conversation.id}
-    user = Message(id=uuid.uuid4(), role=MessageRole.user, content=text, created_at=now, **common)
+    user = Message(
+        id=uuid.uuid4(),
+        role=MessageRole.user,
+        status=MessageStatus.complete,
+        model=None,
+        content=text,
+        created_at=now,
+        **common,
+    )
     assistant = Message(
         id=uuid.uuid4(),
         role=MessageRole.assistant,
         status=MessageStatus.interrupted,
         model=agent.model,
+        content="",
         created_at=now + timedelta(microseconds=1),
         **common,
     )
@@ -166,9 +189,8 @@ async def start_turn(
         conversation_id=conversation.id,
         worker_id=worker_id,
     )
-    session.add_all([user, assistant])
-    await session.flush()  # the run references the assistant message
-    session.add(run)
+    session.add_all([user, assistant, run])
+    await session.flush()
     # In field order: run (= assistant message), team, user, agent, slug, model, conversation,
     # user message.
     ids = (assistant.id, caller.team_id, caller.user_id, agent.id)

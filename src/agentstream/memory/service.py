@@ -12,12 +12,13 @@ import math
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentstream import tenancy
 from agentstream.agents.service import get_by_slug
 from agentstream.auth.service import Principal
+from agentstream.kit.cache import Caches
 from agentstream.kit.errors import NotFound
 from agentstream.kit.pagination import PageParams, paginate
 from agentstream.memory.schemas import MemoryCreate, MemoryPublic
@@ -53,11 +54,30 @@ async def rank(
     return [memory for memory, _ in ranked[:limit]]
 
 
+async def _may_have_memories(session: AsyncSession, caller: Caller, caches: Caches) -> bool:
+    """Whether the caller can see any memory at all: cached per team (and forgotten when any
+    worker commits a change to the team's memories), so a memoryless chat skips the search."""
+    cached = caches.memories.get(caller.team_id, caller.user_id)
+    if cached is not None:
+        return cached
+    ticket = caches.memories.ticket(caller.team_id)
+    found = await session.scalar(select(exists().where(tenancy.memory_visibility(caller))))
+    caches.memories.put(caller.team_id, caller.user_id, bool(found), ticket)
+    return bool(found)
+
+
 async def retrieve(
-    session: AsyncSession, caller: Caller, agent_id: uuid.UUID, query: str, limit: int
+    session: AsyncSession,
+    caller: Caller,
+    agent_id: uuid.UUID,
+    query: str,
+    limit: int,
+    caches: Caches | None = None,
 ) -> list[Memory]:
     """Memories relevant to ``query`` that the caller's chat with this agent may use; marks
-    them used."""
+    them used. With ``caches``, a caller who has no memories costs no search."""
+    if caches is not None and not await _may_have_memories(session, caller, caches):
+        return []
     memories = await rank(session, tenancy.memory_visibility(caller, agent_id), query, limit)
     if memories:
         await session.execute(

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from agentstream.auth.service import Principal, resolve_principal
+from agentstream.auth.deps import principal_for
+from agentstream.auth.service import Principal
 from agentstream.chat import events as ev
 from agentstream.chat.schemas import ChatRequest, ResumeFrame
 from agentstream.chat.service import start_run
@@ -84,10 +85,7 @@ class Connection:
 
     async def authenticate(self, credential: str) -> None:
         """(Re-)check the credential, its expiry and the membership against the database."""
-        async with transaction(self.state.sessions) as session:
-            self.principal = await resolve_principal(
-                session, self.state.settings.resolved_jwt_secret, credential, self.team_override
-            )
+        self.principal = await principal_for(self.state, credential, self.team_override)
         self.credential = credential
 
     async def receive(self, idle_s: float | None) -> dict[str, Any]:
