@@ -50,13 +50,13 @@ async def test_a_new_streams_authentication_is_part_of_its_setup(
 ) -> None:
     slug = await scripted_agent(Script())
     seen: list[int] = []
-    real = auth_deps.resolve_principal
+    real = auth_deps.principal_for
 
     async def spy(*args: Any, **kwargs: Any) -> Any:
         seen.append(priority.setup_first.setting_up)
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(auth_deps, "resolve_principal", spy)
+    monkeypatch.setattr(auth_deps, "principal_for", spy)
     path = f"/v1/agents/{slug}/chat/stream/advanced"
     response = await client.post(path, json={"message": "hi"}, headers=owner.headers)
     assert response.status_code == 200
