@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,15 @@ from pyinstrument import Profiler
 from pyinstrument.frame import Frame
 
 from agentstream.app import build_state, create_app
+from agentstream.auth.deps import authenticate
+from agentstream.chat.flow import PreparedRun, prepare
+from agentstream.chat.schemas import ChatRequest
+from agentstream.conversations.turns import TurnOutcome
 from agentstream.llm.demo import build_demo_model
 from agentstream.migrations import upgrade
+from agentstream.models import MessageStatus
 from agentstream.settings import Settings
+from agentstream.state import AppState
 from bench.peer import PROMPT
 from bench.peer import build_app as build_peer
 
@@ -52,13 +57,7 @@ PHASES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("framework", ("fastapi", "starlette", "uvicorn", "h11"), ()),
 ]
 FIXED = ("auth", "prepare", "finalize+usage")
-# Where the fixed steps start, timed directly (the profiler loses SQLAlchemy's greenlets):
-# (module, attribute, step). A step whose function has moved is reported as not measured.
-STEPS = (
-    ("agentstream.auth.deps", "authenticate", "auth"),
-    ("agentstream.streaming.endpoints", "start_run", "prepare"),
-    ("agentstream.conversations.writer", "TurnWriter.finish", "finalize+usage"),
-)  # goal 3: at most 3 ms of CPU per stream
+# Goal 3: at most 3 ms of CPU per stream for these, each timed alone (``_steps_alone``).
 SHORT = 100  # tokens of the profiled reply
 STORY = 492  # the demo's whole story, uncapped
 
@@ -93,9 +92,9 @@ def _walk(frame: Frame, totals: dict[str, float], key: Callable[[Frame], str]) -
 
 
 @asynccontextmanager
-async def _agentstream() -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+async def _agentstream() -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str], AppState]]:
     """agentstream in process on a fresh SQLite database, with the ``bench`` (100-token) and
-    ``story`` (uncapped) demo agents; an ASGI client and the auth headers."""
+    ``story`` (uncapped) demo agents; an ASGI client, the auth headers and the app state."""
     data = Path(tempfile.mkdtemp(prefix="agentstream-profile-"))
     url = f"sqlite+aiosqlite:///{data / 'profile.db'}"
     await asyncio.to_thread(upgrade, url)
@@ -121,11 +120,11 @@ async def _agentstream() -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str
             for slug, settings_ in (("bench", {"max_tokens": SHORT}), ("story", {})):
                 agent = {"slug": slug, "name": slug, "model": "demo", "settings": settings_}
                 (await http.post("/v1/agents", json=agent, headers=headers)).raise_for_status()
-            yield http, headers
+            yield http, headers, state
 
 
 async def _profile(requests: int, out_dir: Path) -> dict[str, Any]:
-    async with _agentstream() as (http, headers):
+    async with _agentstream() as (http, headers, _):
         body = {"message": "tell me a long story"}
         path = "/v1/agents/bench/chat/stream/advanced"
         await http.post(path, json=body, headers=headers)  # warm caches
@@ -170,55 +169,48 @@ async def _per_request(
     return (time.process_time() - start) / requests
 
 
-@contextmanager
-def _timed_steps(sink: dict[str, float]) -> Iterator[list[str]]:
-    """Wrap each of STEPS's functions to add its CPU time (``process_time``, the whole
-    process: aiosqlite's thread too) to ``sink``; the functions that were found.
+async def _steps_alone(state: AppState, headers: dict[str, str], requests: int) -> dict[str, float]:
+    """CPU seconds per call of each fixed step, each called alone (``process_time`` over
+    ``requests`` calls, one at a time, nothing else running): authentication, prepare (the
+    agent, the turn's rows, the memory search) and the final write (reply, run, usage row)."""
+    token = headers["Authorization"].removeprefix("Bearer ")
+    principal = await authenticate(state, token, None)
+    out = {"auth": await _per_request(authenticate, requests, state, token, None)}
+    prepared: list[PreparedRun] = []
 
-    Requests run one at a time, so the CPU spent while a step awaits is the step's own.
-    """
-    patched: list[tuple[object, str, Any]] = []
-    found: list[str] = []
-    for module_name, attr, step in STEPS:
-        owner: object = importlib.import_module(module_name)
-        for part in attr.split(".")[:-1]:
-            owner = getattr(owner, part, None)
-        name = attr.rsplit(".", 1)[-1]
-        original = getattr(owner, name, None)
-        if original is None:
-            continue
+    async def one_prepare() -> None:
+        prepared.append(await prepare(state, principal, "bench", ChatRequest(message=PROMPT)))
 
-        async def timed(*args: Any, _f: Any = original, _s: str = step, **kwargs: Any) -> Any:
-            start = time.process_time()
-            try:
-                return await _f(*args, **kwargs)
-            finally:
-                sink[_s] = sink.get(_s, 0.0) + time.process_time() - start
+    out["prepare"] = await _per_request(one_prepare, requests)
+    outcome = TurnOutcome(
+        content=" word" * SHORT,
+        status=MessageStatus.complete,
+        tool_calls=[],
+        usage={"input_tokens": 10, "output_tokens": SHORT, "total_tokens": SHORT + 10},
+        input_tokens=10,
+        output_tokens=SHORT,
+        duration_ms=1,
+        last_seq=SHORT + 4,
+    )
+    runs = iter(prepared)
 
-        setattr(owner, name, timed)
-        patched.append((owner, name, original))
-        found.append(f"{module_name}.{attr}")
-    try:
-        yield found
-    finally:
-        for owner, name, original in patched:
-            setattr(owner, name, original)
+    async def one_finish() -> None:
+        await state.writer.finish(next(runs).identity, outcome)
+
+    out["finalize+usage"] = await _per_request(one_finish, requests)
+    return out
 
 
 async def _fixed_cpu(requests: int) -> dict[str, Any]:
     body = {"message": PROMPT}
     out: dict[str, Any] = {}
-    async with _agentstream() as (http, headers):
+    async with _agentstream() as (http, headers, state):
         for slug, tokens in (("bench", SHORT), ("story", STORY)):
             path = f"/v1/agents/{slug}/chat/stream/advanced"
             out[f"agentstream_{tokens}_s"] = await _per_request(
                 http.post, requests, path, json=body, headers=headers
             )
-        steps: dict[str, float] = {}
-        with _timed_steps(steps) as found:
-            await _per_request(http.post, requests, path, json=body, headers=headers)
-        out["steps_s"] = {k: v / (requests + 1) for k, v in steps.items()}
-        out["steps_found"] = found
+        out["steps_s"] = await _steps_alone(state, headers, requests)
     peer = httpx.ASGITransport(app=build_peer(0))
     async with httpx.AsyncClient(transport=peer, base_url="http://peer") as http:
         for tokens, query in ((SHORT, f"?max_tokens={SHORT}"), (STORY, "")):
