@@ -18,7 +18,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic_ai import models
-from redis.asyncio import Redis
+from redis import Redis as SyncRedis
 from sqlalchemy import text
 
 from agentstream.app import build_state, create_app
@@ -172,17 +172,23 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-@pytest.fixture
-async def redis_proxy() -> AsyncIterator[TcpProxy]:
-    """Real Redis behind a TCP proxy the test can freeze or cut (``redis_via`` names it)."""
-    probe = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis URL, once Redis answers (skipped locally, a failure in CI, if not)."""
+    probe = SyncRedis.from_url(REDIS_URL, socket_connect_timeout=2)
     try:
-        await probe.ping()
+        probe.ping()
     except Exception as exc:
         unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
     finally:
-        await probe.aclose()
-    target = urlsplit(REDIS_URL)
+        probe.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_proxy(redis_url: str) -> Iterator[TcpProxy]:
+    """Real Redis behind a TCP proxy the test can freeze or cut (``redis_via`` names it)."""
+    target = urlsplit(redis_url)
     with TcpProxy(target.hostname or "127.0.0.1", target.port or 6379) as proxy:
         yield proxy
 

@@ -15,9 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
-from redis.asyncio import Redis
 
-from tests.conftest import REDIS_URL, unavailable
 from tests.e2e.server import ServerProcess
 from tests.factories import Account, create_agent, register
 from tests.fakes.openai_server import FakeOpenAI, Reply
@@ -27,22 +25,6 @@ pytestmark = [
     pytest.mark.timeout(180),  # two worker processes start once for the module (slow if busy)
     pytest.mark.parametrize("database_url", ["postgres"], indirect=True),  # workers need it
 ]
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    async def ping() -> None:
-        client = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-        try:
-            await client.ping()
-        finally:
-            await client.aclose()
-
-    try:
-        asyncio.run(ping())
-    except Exception as exc:
-        unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
-    return REDIS_URL
 
 
 @pytest.fixture(scope="module")

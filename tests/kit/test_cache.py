@@ -20,7 +20,7 @@ from agentstream.kit.cache import ALL_TEAMS, Caches, TeamCache
 from agentstream.kit.redis import RedisGuard
 from agentstream.models import Membership, Role
 from agentstream.state import AppState
-from tests.conftest import REDIS_URL, _truncate, make_settings, unavailable
+from tests.conftest import _truncate, make_settings
 from tests.factories import add_member, create_agent, register
 
 TEAM = uuid.uuid4()
@@ -152,19 +152,14 @@ class Worker:
 
 
 @pytest.fixture
-async def two_workers(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Worker, Worker]]:
+async def two_workers(
+    database_url: str, tmp_path: Path, redis_url: str
+) -> AsyncIterator[tuple[Worker, Worker]]:
     """Two app instances over one database and one Redis, as two worker processes are."""
-    probe = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        await probe.ping()
-    except Exception as exc:
-        unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
-    finally:
-        await probe.aclose()
     workers: list[Worker] = []
     async with AsyncExitStack() as stack:
         for name in ("a", "b"):
-            settings = make_settings(database_url, tmp_path / name, redis_url=REDIS_URL)
+            settings = make_settings(database_url, tmp_path / name, redis_url=redis_url)
             state = await stack.enter_async_context(build_state(settings))
             app = create_app(settings)
             app.state.agentstream = state

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from agentstream.kit.priority import SetupFirst
 
 
 async def test_give_way_returns_at_once_when_nothing_is_being_set_up() -> None:
     gate = SetupFirst(max_pause_s=60)
-    await asyncio.wait_for(gate.give_way(), timeout=1)
+    step = gate.give_way()
+    with pytest.raises(StopIteration):  # it finished on its first step, never suspending
+        step.send(None)
 
 
 async def test_give_way_waits_until_every_setup_is_done() -> None:
@@ -27,8 +31,12 @@ async def test_give_way_waits_until_every_setup_is_done() -> None:
 
 async def test_give_way_pauses_at_most_max_pause() -> None:
     gate = SetupFirst(max_pause_s=0.01)
-    with gate.setup():
-        await asyncio.wait_for(gate.give_way(), timeout=1)  # a setup that never ends
+    loop = asyncio.get_running_loop()
+    with gate.setup():  # a setup that does not end while the stream waits
+        started = loop.time()
+        await asyncio.wait_for(gate.give_way(), timeout=1)
+        assert loop.time() - started >= 0.005  # it did pause, and then went on
+        assert gate.setting_up == 1
 
 
 async def test_a_cancelled_waiter_does_not_cancel_the_others() -> None:

@@ -8,24 +8,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-import pytest
-from redis.asyncio import Redis
 
 from agentstream.app import build_state, create_app
-from tests.conftest import REDIS_URL, make_settings, unavailable
+from tests.conftest import make_settings
 from tests.factories import register
-
-
-@pytest.fixture
-async def redis_url() -> str:
-    client = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        await client.ping()
-    except Exception as exc:
-        unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
-    finally:
-        await client.aclose()
-    return REDIS_URL
 
 
 def _random_ip() -> str:

@@ -12,7 +12,6 @@ from redis.asyncio import Redis
 from agentstream.chat import events as ev
 from agentstream.kit.redis import RedisGuard
 from agentstream.runs.redis import RedisRunLog, decode_entries, follow, stream_key, stream_state
-from tests.conftest import REDIS_URL, unavailable
 
 
 @dataclass
@@ -48,12 +47,8 @@ class FakeRun:
 
 
 @pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        await client.ping()
-    except Exception as exc:
-        unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
     yield client
     await client.aclose()
 
