@@ -6,12 +6,27 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+# What the OpenAPI document says of every string field of a request body.
+NO_NUL = "^[^\x00]*$"
+
+
+def _declare_no_nul(schema: dict[str, Any]) -> None:
+    """Give every string property (or string branch of an optional one) the NUL-free pattern,
+    so the document says what ``Input`` enforces."""
+    for prop in schema.get("properties", {}).values():
+        for branch in [prop, *prop.get("anyOf", [])]:
+            free_text = not branch.keys() & {"pattern", "format", "enum", "const"}
+            if branch.get("type") == "string" and free_text:
+                branch["pattern"] = NO_NUL
+
 
 class Input(BaseModel):
     """Request bodies: unknown fields are an error, strings are trimmed, and no string may
     hold a NUL character (PostgreSQL cannot store one: it would be a 500, not a 422)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_declare_no_nul
+    )
 
     @field_validator("*", mode="after")
     @classmethod
