@@ -21,7 +21,7 @@ from agentstream.kit.redis import RedisGuard
 from agentstream.models import Membership, Role
 from agentstream.state import AppState
 from tests.conftest import _truncate, make_settings
-from tests.factories import add_member, create_agent, register
+from tests.factories import Account, add_member, create_agent, register
 
 TEAM = uuid.uuid4()
 
@@ -76,14 +76,23 @@ def _memory_count(response: httpx.Response) -> int:
     raise AssertionError(f"no memory_context event in {response.text!r}")
 
 
-async def test_a_removed_member_is_refused_on_the_next_request(
-    client: httpx.AsyncClient, state: AppState
-) -> None:
+async def _member_who_chatted(
+    client: httpx.AsyncClient,
+) -> tuple[Account, Account, dict[str, str]]:
+    """An owner, a member of the owner's team who has chatted (so is cached), and the
+    member's headers in that team."""
     owner, member = await register(client), await register(client)
     await add_member(client, owner, member, "member")
     await create_agent(client, owner, "helper")
     headers = member.in_team(owner.team_id)
     assert (await _chat(client, headers, "helper")).status_code == 200
+    return owner, member, headers
+
+
+async def test_a_removed_member_is_refused_on_the_next_request(
+    client: httpx.AsyncClient, state: AppState
+) -> None:
+    owner, member, headers = await _member_who_chatted(client)
     assert state.caches.principals.get(owner.team_id, member.user_id) is not None
     removed = await client.delete(
         f"/v1/teams/{owner.team_id}/members/{member.user_id}", headers=owner.headers
@@ -96,11 +105,7 @@ async def test_a_removed_member_is_refused_on_the_next_request(
 async def test_a_role_changed_in_the_database_is_seen_on_the_next_request(
     client: httpx.AsyncClient, state: AppState
 ) -> None:
-    owner, member = await register(client), await register(client)
-    await add_member(client, owner, member, "member")
-    await create_agent(client, owner, "helper")
-    headers = member.in_team(owner.team_id)
-    assert (await _chat(client, headers, "helper")).status_code == 200
+    owner, member, headers = await _member_who_chatted(client)
     async with state.sessions() as session, session.begin():
         await session.execute(
             update(Membership)
