@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from agentstream.kit import sqlite_driver
+
 SessionMaker = async_sessionmaker[AsyncSession]
 
 
@@ -33,6 +35,7 @@ def create_engine(
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url,
+            module=sqlite_driver.dbapi(),
             connect_args={"timeout": timeout_s},
             pool_size=pool_size,
             max_overflow=max_overflow,
