@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentstream import tenancy
@@ -84,20 +84,26 @@ class Draft:
 
 async def _continued(
     session: AsyncSession, caller: Caller, agent: AgentRef, conversation_id: uuid.UUID
-) -> tuple[Conversation, Sequence[Message]]:
-    """The caller's conversation with this agent and its messages, else 404."""
-    conversation = await session.scalar(
-        tenancy.conversations(caller).where(
-            Conversation.id == conversation_id, Conversation.agent_id == agent.id
+) -> Sequence[Message]:
+    """Touch the caller's conversation with this agent and return its messages, else 404."""
+    touched = await session.scalar(
+        update(Conversation)
+        .where(
+            Conversation.id == conversation_id,
+            Conversation.team_id == caller.team_id,
+            Conversation.user_id == caller.user_id,
+            Conversation.agent_id == agent.id,
         )
+        .values(updated_at=utcnow())
+        .returning(Conversation.id)
+        .execution_options(synchronize_session=False)
     )
-    if conversation is None:
+    if touched is None:
         raise NotFound("conversation")
-    conversation.updated_at = utcnow()
     previous = await session.scalars(
-        tenancy.messages(caller, conversation.id).order_by(Message.created_at, Message.id)
+        tenancy.messages(caller, conversation_id).order_by(Message.created_at, Message.id)
     )
-    return conversation, previous.all()
+    return previous.all()
 
 
 async def conversation_named(
@@ -127,6 +133,13 @@ async def conversation_named(
     return found
 
 
+# A turn's rows are written with these, built once, on the session's connection: Core, not the
+# ORM's unit of work (nothing is loaded, kept or flushed).
+_INSERT_CONVERSATION = insert(Conversation)
+_INSERT_MESSAGES = insert(Message)
+_INSERT_RUN = insert(RunRecord)
+
+
 async def start_turn(
     session: AsyncSession,
     caller: Caller,
@@ -146,55 +159,70 @@ async def start_turn(
     previous: Sequence[Message] = []
     if conversation_id is None and client_id is not None:
         conversation_id = await conversation_named(session, caller, agent, client_id)
+    connection = await session.connection()
     if conversation_id is not None:
-        conversation, previous = await _continued(session, caller, agent, conversation_id)
+        previous = await _continued(session, caller, agent, conversation_id)
     else:
-        conversation = Conversation(
-            id=uuid.uuid4(),
-            team_id=caller.team_id,
-            agent_id=agent.id,
-            user_id=caller.user_id,
-            title=text[:80],
-            client_id=client_id,
+        conversation_id = uuid.uuid4()
+        await connection.execute(
+            _INSERT_CONVERSATION,
+            {
+                "id": conversation_id,
+                "team_id": caller.team_id,
+                "agent_id": agent.id,
+                "user_id": caller.user_id,
+                "title": text[:80],
+                "client_id": client_id,
+            },
         )
-        session.add(conversation)
-    # Explicit ids, ordered timestamps and the same columns in both messages: one flush (the
-    # unit of work orders the tables by their foreign keys) with one INSERT for both messages,
-    # and the assistant always sorts after.
+    # Ordered timestamps, so the assistant message always sorts after the user's.
     now = utcnow()
-    common = {"team_id": caller.team_id, "conversation_id": conversation.id}
-    user = Message(
-        id=uuid.uuid4(),
-        role=MessageRole.user,
-        status=MessageStatus.complete,
-        model=None,
-        content=text,
-        created_at=now,
-        **common,
+    user_message_id, run_id = uuid.uuid4(), uuid.uuid4()
+    common = {"team_id": caller.team_id, "conversation_id": conversation_id}
+    await connection.execute(
+        _INSERT_MESSAGES,
+        [
+            common
+            | {
+                "id": user_message_id,
+                "role": MessageRole.user,
+                "status": MessageStatus.complete,
+                "model": None,
+                "content": text,
+                "created_at": now,
+            },
+            common
+            | {
+                "id": run_id,
+                "role": MessageRole.assistant,
+                "status": MessageStatus.interrupted,
+                "model": agent.model,
+                "content": "",
+                "created_at": now + timedelta(microseconds=1),
+            },
+        ],
     )
-    assistant = Message(
-        id=uuid.uuid4(),
-        role=MessageRole.assistant,
-        status=MessageStatus.interrupted,
-        model=agent.model,
-        content="",
-        created_at=now + timedelta(microseconds=1),
-        **common,
+    await connection.execute(
+        _INSERT_RUN,
+        {
+            "id": run_id,
+            "team_id": caller.team_id,
+            "user_id": caller.user_id,
+            "agent_id": agent.id,
+            "conversation_id": conversation_id,
+            "worker_id": worker_id,
+        },
     )
-    run = RunRecord(
-        id=assistant.id,
+    identity = RunIdentity(
+        run_id=run_id,
         team_id=caller.team_id,
         user_id=caller.user_id,
         agent_id=agent.id,
-        conversation_id=conversation.id,
-        worker_id=worker_id,
+        agent_slug=agent.slug,
+        model=agent.model,
+        conversation_id=conversation_id,
+        user_message_id=user_message_id,
     )
-    session.add_all([user, assistant, run])
-    await session.flush()
-    # In field order: run (= assistant message), team, user, agent, slug, model, conversation,
-    # user message.
-    ids = (assistant.id, caller.team_id, caller.user_id, agent.id)
-    identity = RunIdentity(*ids, agent.slug, agent.model, conversation.id, user.id)
     return identity, previous
 
 
@@ -207,25 +235,53 @@ async def save_drafts(session: AsyncSession, drafts: Sequence[Draft]) -> None:
         )
 
 
+# The final write, built once: the reply, its run and the usage row are three statements run
+# on the session's connection, not through the ORM (no objects are loaded or kept).
+_STORE_REPLY = (
+    update(Message)
+    .where(Message.id == bindparam("run_id"))
+    .values(
+        content=bindparam("reply"),
+        status=bindparam("reply_status"),
+        tool_calls=bindparam("reply_tool_calls"),
+        usage=bindparam("reply_usage"),
+    )
+)
+_END_RUN = (
+    update(RunRecord)
+    .where(RunRecord.id == bindparam("run_id"))
+    .values(
+        status=bindparam("run_status"),
+        last_seq=bindparam("run_last_seq"),
+        finished_at=bindparam("run_finished_at"),
+    )
+)
+
+
 async def finish_turn(session: AsyncSession, run: RunIdentity, outcome: TurnOutcome) -> None:
     """Store the reply's final state in its placeholder and record the run's usage."""
-    await session.execute(
-        update(Message)
-        .where(Message.id == run.run_id)
-        .values(
-            content=outcome.content,
-            status=outcome.status,
-            tool_calls=outcome.tool_calls,
-            usage=outcome.usage,
-        )
+    connection = await session.connection()
+    await connection.execute(
+        _STORE_REPLY,
+        {
+            "run_id": run.run_id,
+            "reply": outcome.content,
+            "reply_status": outcome.status,
+            "reply_tool_calls": outcome.tool_calls,
+            "reply_usage": outcome.usage,
+        },
     )
-    await session.execute(
-        update(RunRecord)
-        .where(RunRecord.id == run.run_id)
-        .values(status=RunStatus(outcome.status), last_seq=outcome.last_seq, finished_at=utcnow())
+    await connection.execute(
+        _END_RUN,
+        {
+            "run_id": run.run_id,
+            "run_status": RunStatus(outcome.status),
+            "run_last_seq": outcome.last_seq,
+            "run_finished_at": utcnow(),
+        },
     )
     await record_usage(
-        session,
+        connection,
         run,
         model=run.model,
         input_tokens=outcome.input_tokens,

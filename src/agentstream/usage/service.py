@@ -6,8 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from agentstream import tenancy
 from agentstream.models import Agent, MessageStatus, UsageLog
@@ -31,8 +31,11 @@ class Billed(Protocol):
     def conversation_id(self) -> uuid.UUID: ...
 
 
+_INSERT_USAGE = insert(UsageLog)
+
+
 async def record_usage(
-    session: AsyncSession,
+    connection: AsyncConnection,
     run: Billed,
     *,
     model: str,
@@ -41,19 +44,20 @@ async def record_usage(
     duration_ms: int,
     status: MessageStatus,
 ) -> None:
-    """Add the usage row of one run (the caller's transaction commits it)."""
-    session.add(
-        UsageLog(
-            team_id=run.team_id,
-            user_id=run.user_id,
-            agent_id=run.agent_id,
-            conversation_id=run.conversation_id,
-            model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            duration_ms=duration_ms,
-            status=status,
-        )
+    """Insert the usage row of one run (the caller's transaction commits it)."""
+    await connection.execute(
+        _INSERT_USAGE,
+        {
+            "team_id": run.team_id,
+            "user_id": run.user_id,
+            "agent_id": run.agent_id,
+            "conversation_id": run.conversation_id,
+            "model": model,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "duration_ms": duration_ms,
+            "status": status,
+        },
     )
 
 
