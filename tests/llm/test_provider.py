@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +30,11 @@ async def _agent(
     return owner, "remote", model
 
 
+def _last_chat(upstream: FakeOpenAI, model: str) -> dict[str, Any]:
+    """The newest chat request (streamed; a turn's memory extraction may come after it)."""
+    return [r for r in upstream.requests_for(model) if r.get("stream")][-1]
+
+
 async def test_openai_model_answers_with_usage(
     client: httpx.AsyncClient, upstream: FakeOpenAI
 ) -> None:
@@ -46,9 +52,10 @@ async def test_openai_model_answers_with_usage(
         "total_tokens": 21,
         "model": f"openai:{model}",
     }
-    # Chat Completions, streamed, with usage requested.
-    request = upstream.requests_for(model)[-1]
-    assert request["stream"] is True
+    # Chat Completions, streamed, with usage requested (the one streamed request).
+    chats = [r for r in upstream.requests_for(model) if r.get("stream") is True]
+    assert len(chats) == 1
+    request = chats[0]
     assert request["messages"][-1] == {"role": "user", "content": "hello"}
 
 
@@ -67,7 +74,7 @@ async def test_temperature_max_tokens_and_instructions_reach_the_provider(
         json={"message": "hi", "context": {"locale": "fr-FR"}},
         headers=owner.headers,
     )
-    request = upstream.requests_for(model)[-1]
+    request = _last_chat(upstream, model)
     assert request["temperature"] == 0.3
     assert request.get("max_tokens", request.get("max_completion_tokens")) == 77
     system = request["messages"][0]
@@ -88,7 +95,7 @@ async def test_multi_turn_history_reaches_the_provider(
         json={"message": "question two", "conversation_id": first.json()["conversation_id"]},
         headers=owner.headers,
     )
-    messages = upstream.requests_for(model)[-1]["messages"]
+    messages = _last_chat(upstream, model)["messages"]
     turns = [(m["role"], m["content"]) for m in messages if m["role"] != "system"]
     assert turns == [
         ("user", "question one"),
