@@ -1,50 +1,70 @@
-"""The SQLite driver: each statement is one hand-off to aiosqlite's thread, with the results,
-row counts and errors of SQLAlchemy's own adapter."""
+"""The SQLite driver: statements run on the event loop's thread, with the results, row counts
+and errors of SQLAlchemy's own adapter; only a wait for the write lock goes to aiosqlite's
+thread, so the loop never blocks on it."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentstream.db import create_engine
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}")
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "driver.db"
+
+
+@pytest.fixture
+async def engine(path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{path}", timeout_s=10)
     async with engine.begin() as conn:
         await conn.execute(text("CREATE TABLE t (n INTEGER PRIMARY KEY, word TEXT NOT NULL)"))
     yield engine
     await engine.dispose()
 
 
-@pytest.fixture
-def hand_offs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+@dataclass
+class HandOffs:
     """The name of every function handed to an aiosqlite thread, in order."""
-    seen: list[str] = []
+
+    names: list[str] = field(default_factory=list)
+    seen: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def reset(self) -> None:
+        self.names.clear()
+        self.seen.clear()
+
+
+@pytest.fixture
+def hand_offs(monkeypatch: pytest.MonkeyPatch) -> HandOffs:
+    recorded = HandOffs()
     original = aiosqlite.Connection._execute
 
     async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append(getattr(fn, "__name__", repr(fn)))
+        recorded.names.append(getattr(fn, "__name__", repr(fn)))
+        recorded.seen.set()
         return await original(self, fn, *args, **kwargs)
 
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-    return seen
+    return recorded
 
 
-async def test_a_statement_is_one_hand_off_and_its_rows_and_counts_come_back(
-    engine: AsyncEngine, hand_offs: list[str]
+async def test_statements_commits_and_rollbacks_run_without_a_hand_off(
+    engine: AsyncEngine, hand_offs: HandOffs
 ) -> None:
     async with engine.connect() as conn:
-        await conn.begin()  # BEGIN IMMEDIATE: a statement of its own
-        hand_offs.clear()
+        hand_offs.reset()
         inserted = await conn.execute(
             text("INSERT INTO t (n, word) VALUES (:n, :w)"),
             [{"n": 1, "w": "a"}, {"n": 2, "w": "b"}],
@@ -54,29 +74,11 @@ async def test_a_statement_is_one_hand_off_and_its_rows_and_counts_come_back(
         assert updated.rowcount == 1
         rows = await conn.execute(text("SELECT n, word FROM t ORDER BY n"))
         assert rows.all() == [(1, "a"), (2, "c")]
-        assert hand_offs == ["_run"] * 3
         await conn.commit()
-
-
-async def test_a_rollback_with_no_transaction_open_costs_no_hand_off(
-    engine: AsyncEngine, hand_offs: list[str]
-) -> None:
-    async with engine.connect() as conn:
-        await conn.execute(text("INSERT INTO t (n, word) VALUES (1, 'kept')"))
-        await conn.commit()
-        hand_offs.clear()
-    assert hand_offs == []  # the pool's reset on return found nothing to roll back
-
-
-async def test_a_rollback_of_an_open_transaction_undoes_it(
-    engine: AsyncEngine, hand_offs: list[str]
-) -> None:
-    async with engine.connect() as conn:
-        await conn.execute(text("INSERT INTO t (n, word) VALUES (1, 'undone')"))
-        hand_offs.clear()
-        await conn.rollback()
-        assert hand_offs == ["rollback"]
-        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 0
+        await conn.execute(text("DELETE FROM t"))
+        await conn.rollback()  # undone
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 2
+    assert hand_offs.names == []
 
 
 async def test_errors_are_sqlalchemys_and_leave_the_connection_usable(engine: AsyncEngine) -> None:
@@ -85,3 +87,50 @@ async def test_errors_are_sqlalchemys_and_leave_the_connection_usable(engine: As
         with pytest.raises(IntegrityError):
             await conn.execute(text("INSERT INTO t (n, word) VALUES (1, 'again')"))
         assert (await conn.execute(text("SELECT word FROM t"))).scalar_one() == "a"
+
+
+async def test_a_begin_that_finds_the_write_lock_taken_waits_off_the_loop(
+    engine: AsyncEngine, path: Path, hand_offs: HandOffs
+) -> None:
+    async with engine.connect() as warm:  # the pooled connection exists before the wait
+        await warm.execute(text("SELECT 1"))
+    other = sqlite3.connect(path, isolation_level=None)  # another process, say
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        hand_offs.reset()
+
+        async def write() -> None:
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO t (n, word) VALUES (1, 'waited')"))
+
+        writer = asyncio.create_task(write())
+        # The loop runs while the writer waits for the lock (on the loop, this would hang).
+        await asyncio.wait_for(hand_offs.seen.wait(), timeout=5)
+        assert not writer.done()
+        assert hand_offs.names == ["_waiting"]
+        for _ in range(20):  # still waiting, and the loop still turns
+            await asyncio.sleep(0)
+        assert not writer.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(writer, timeout=10)
+    finally:
+        other.close()
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT word FROM t"))).scalar_one() == "waited"
+
+
+async def test_a_lock_not_released_within_the_timeout_is_an_operational_error(
+    path: Path,
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{path}", timeout_s=0.05)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE u (n INTEGER)"))
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="locked"):
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO u VALUES (1)"))
+    finally:
+        other.close()
+        await engine.dispose()

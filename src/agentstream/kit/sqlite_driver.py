@@ -1,11 +1,16 @@
-"""SQLAlchemy's aiosqlite adapter, with one hand-off to aiosqlite's thread per statement.
+"""SQLAlchemy's aiosqlite adapter, with statements run on the event loop's thread.
 
-aiosqlite runs every call on its connection's thread; SQLAlchemy's adapter makes four calls
-per statement (open a cursor, execute, fetch, close it), and each hand-off costs the event
-loop a queue put, a thread wake-up and a wake-up back, and under load waits for the GIL. Here
-a statement is one call that does all four in the thread, and a rollback with no transaction
-open (the pool's reset of every returned connection) is no call at all. Server-side cursors,
-commit, connect and close are SQLAlchemy's own.
+aiosqlite runs every call on its connection's thread, and SQLAlchemy's adapter makes four
+calls per statement (open a cursor, execute, fetch, close it). A hand-off costs ~90 µs of CPU
+(a queue put, a thread wake-up, a wake-up back) and, under load, a wait for the GIL; a whole
+SQLite transaction of small statements costs ~15 µs. So here a statement, a commit and a
+rollback run right where they are called, and nothing is handed off unless it must wait.
+
+Only a lock makes SQLite wait: ``BEGIN IMMEDIATE`` while another connection (a transaction in
+this process awaiting something else, or another process) holds the write lock. Connections
+get no busy timeout, so such a statement fails at once with ``SQLITE_BUSY``, and is run again
+on aiosqlite's thread with the engine's timeout: the wait happens there, never on the loop.
+Connect, close and server-side cursors are SQLAlchemy's own.
 
 Passed to ``create_async_engine(module=...)`` for ``sqlite+aiosqlite`` URLs.
 """
@@ -14,7 +19,8 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiosqlite
 from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
@@ -23,13 +29,21 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
+from sqlalchemy.util.concurrency import await_
 
+if TYPE_CHECKING:
+    from sqlalchemy.connectors.asyncio import AsyncIODBAPIConnection
+
+T = TypeVar("T")
 # description, rows, rowcount, lastrowid
 _Outcome = tuple[Any, list[Any], int, int | None]
+_DEFAULT_TIMEOUT_S = 5.0  # sqlite3.connect's
 
 
-def _run(conn: sqlite3.Connection, operation: str, parameters: Any, *, many: bool) -> _Outcome:
-    """A whole statement, on aiosqlite's thread."""
+def _statement(
+    conn: sqlite3.Connection, operation: str, parameters: Any, *, many: bool
+) -> _Outcome:
+    """A whole statement: open a cursor, execute, fetch, close."""
     cursor = conn.cursor()
     try:
         if many:
@@ -45,13 +59,27 @@ def _run(conn: sqlite3.Connection, operation: str, parameters: Any, *, many: boo
         cursor.close()
 
 
-class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
-    """A buffered cursor whose statements each take one hand-off."""
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _waiting(conn: sqlite3.Connection, timeout_ms: int, fn: Callable[[], T]) -> T:
+    """``fn`` with a busy timeout: run on aiosqlite's thread, where waiting blocks nobody."""
+    conn.execute(f"PRAGMA busy_timeout={timeout_ms}")
+    try:
+        return fn()
+    finally:
+        conn.execute("PRAGMA busy_timeout=0")
+
+
+class InlineCursor(AsyncAdapt_aiosqlite_cursor):
+    """A buffered cursor whose statements run through ``InlineConnection.run``."""
 
     __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
 
     def __init__(self, adapt_connection: AsyncAdapt_dbapi_connection) -> None:
-        # No aiosqlite cursor: the statement opens and closes its own, in the thread.
+        # No aiosqlite cursor: each statement opens and closes its own.
         self._adapt_connection = adapt_connection
         self._connection = adapt_connection._connection
         self._rows = collections.deque()
@@ -80,22 +108,20 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     def arraysize(self, value: int) -> None:
         self._arraysize = value
 
-    async def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
-        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-        async with self._adapt_connection._execute_mutex:
-            # aiosqlite's own way of running a function on its thread (it is how each of its
-            # methods is written); the function gets the thread's sqlite3 connection.
-            outcome: _Outcome = await connection._execute(  # type: ignore[no-untyped-call]
-                _run, connection._conn, operation, parameters, many=many
-            )
-        self._description, rows, self._rowcount, self._lastrowid = outcome
+    def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        connection: InlineConnection = self._adapt_connection  # type: ignore[assignment]
+
+        def statement() -> _Outcome:
+            return _statement(connection.sqlite, operation, parameters, many=many)
+
+        self._description, rows, self._rowcount, self._lastrowid = connection.run(statement)
         self._rows = collections.deque(rows)
 
-    async def _execute_async(self, operation: Any, parameters: Any) -> None:
-        await self._run(operation, parameters, many=False)
+    def execute(self, operation: Any, parameters: Any = None) -> None:
+        self._run(operation, parameters, many=False)
 
-    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> None:
-        await self._run(operation, seq_of_parameters, many=True)
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> None:
+        self._run(operation, seq_of_parameters, many=True)
 
     async def _async_soft_close(self) -> None:
         """Nothing to close: the rows are already here."""
@@ -107,23 +133,65 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         """sqlite3 ignores input sizes."""
 
 
-class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+class InlineConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ("_aiosqlite", "_timeout_ms")
 
-    _cursor_cls = OneHopCursor
+    _cursor_cls = InlineCursor
+
+    def __init__(self, dbapi: Any, connection: AsyncIODBAPIConnection, timeout_s: float) -> None:
+        super().__init__(dbapi, connection)
+        self._aiosqlite = cast("aiosqlite.Connection", connection)
+        self._timeout_ms = int(timeout_s * 1000)
+
+    @property
+    def open(self) -> bool:
+        return self._aiosqlite._connection is not None
+
+    @property
+    def sqlite(self) -> sqlite3.Connection:
+        """The connection itself (opened with ``check_same_thread=False``)."""
+        return self._aiosqlite._conn
+
+    def run(self, fn: Callable[[], T]) -> T:
+        """``fn``, from SQLAlchemy's sync side (one greenlet switch, no suspension unless it
+        must wait)."""
+        try:
+            return await_(self._now_or_waiting(fn))
+        except Exception as error:
+            self._handle_exception(error)
+
+    async def _now_or_waiting(self, fn: Callable[[], T]) -> T:
+        """``fn`` now, on this thread; if it finds a lock taken, again where it can wait."""
+        try:
+            return fn()
+        except sqlite3.Error as exc:
+            if not _is_busy(exc):
+                raise
+        async with self._execute_mutex:
+            # aiosqlite's own way of running a function on its thread.
+            result: T = await self._aiosqlite._execute(  # type: ignore[no-untyped-call]
+                _waiting, self.sqlite, self._timeout_ms, fn
+            )
+            return result
+
+    def commit(self) -> None:
+        if self.open:
+            self.run(self.sqlite.commit)
 
     def rollback(self) -> None:
-        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-        if connection._connection is not None and connection.in_transaction:
-            super().rollback()
+        if self.open and self.sqlite.in_transaction:
+            self.run(self.sqlite.rollback)
 
 
-class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
-    def connect(self, *arg: Any, **kw: Any) -> OneHopConnection:
-        adapted = super().connect(*arg, **kw)
-        return OneHopConnection(self, adapted._connection)
+class InlineDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> InlineConnection:
+        timeout_s = float(kw.pop("timeout", _DEFAULT_TIMEOUT_S))
+        # Used from the loop's thread as well as aiosqlite's, never from both at once.
+        kw["check_same_thread"] = False
+        adapted = super().connect(*arg, timeout=0, **kw)
+        return InlineConnection(self, adapted._connection, timeout_s)
 
 
-def dbapi() -> OneHopDBAPI:
+def dbapi() -> InlineDBAPI:
     """The module to give ``create_async_engine`` for ``sqlite+aiosqlite``."""
-    return OneHopDBAPI(aiosqlite, sqlite3)
+    return InlineDBAPI(aiosqlite, sqlite3)
