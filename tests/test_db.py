@@ -1,4 +1,5 @@
-"""The database layer: SQLite's write lock handed out in turns."""
+"""The database layer: SQLite's write lock handed out in turns; PostgreSQL connections pinged
+only when they sat idle."""
 
 from __future__ import annotations
 
@@ -50,5 +51,40 @@ async def test_a_turn_not_given_within_the_timeout_is_an_unreachable_database(
                 async with transaction(sessions):
                     pass
         assert is_unreachable(raised.value)  # answered 503, not 500
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_a_postgres_connection_cut_while_idle_in_the_pool_is_replaced_before_use(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url, pool_size=1, max_overflow=0, ping_idle_s=0)
+    admin = create_engine(database_url, pool_size=1, max_overflow=0)
+    pid = "SELECT pg_backend_pid()"
+    try:
+        async with engine.connect() as conn:
+            cut = (await conn.execute(text(pid))).scalar_one()
+        async with admin.connect() as conn:  # as a restart or an idle timeout would
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": cut})
+        async with engine.connect() as conn:  # pinged, found gone, replaced
+            assert (await conn.execute(text(pid))).scalar_one() != cut
+    finally:
+        await engine.dispose()
+        await admin.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_a_postgres_connection_back_from_use_a_moment_ago_is_not_pinged(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine(database_url, pool_size=1, max_overflow=0, ping_idle_s=60)
+    pings: list[object] = []
+    monkeypatch.setattr(engine.dialect, "do_ping", pings.append)
+    try:
+        for _ in range(3):
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+        assert pings == []
     finally:
         await engine.dispose()

@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     port: int = 8000
     data_dir: Path = Path("./data")
     database_url: str | None = None
-    database_pool_size: int = 5
+    database_pool_size: int = 10
     database_max_overflow: int = 10
     database_timeout_s: float = 60.0
     redis_url: str | None = None
