@@ -219,6 +219,9 @@ def run(
     for name, side in sides.items():
         _log(f"[peers] warm-up {name}")
         side.run("sequential", requests=5)
+        # Every client's account once (its membership, agent and memories are then cached,
+        # as they are for any user who has chatted before): the rounds measure steady load.
+        side.run("throughput", transport="sse", concurrency=max(CLIENTS), duration_s=1.0)
     _throughput(sides, profile, results)
     _cpu_per_token(sides, profile, results)
     _bursts(sides, ("peer", "postgres"), profile.peer_burst, profile.peer_rounds, "burst", results)

@@ -272,6 +272,7 @@ def peers_section(results: dict[str, Any]) -> str:
         return ""
     profile = results.get("profile", {})
     fixed = results.get("fixed_cpu", {})
+    step_calls = fixed.get("step_calls", 0) if isinstance(fixed, dict) else 0
     split = fixed_split(results)
     split_rows = [(k, _ms(v)) for k, v in split.items()]
     if isinstance(fixed, dict) and fixed:
@@ -295,7 +296,9 @@ on the same server. Every side streams the demo model's whole "long story" ({STO
 tokens, zero delay unless stated), one worker each, from the same load generator. The servers
 of a comparison are up side by side and measured in {profile.get("peer_rounds")} alternating
 rounds of {profile.get("peer_throughput_s")} s per scenario (`bench/peers.py`); each number is
-the median of the rounds. The burst is {profile.get("peer_burst")} streams started at once
+the median of the rounds. Before them each side is warmed up with 5 sequential streams and 1 s
+of 10 clients (agentstream: one account per client, as in the rounds, so every account has
+chatted before and is cached). The burst is {profile.get("peer_burst")} streams started at once
 (zero delay, {profile.get("peer_rounds")} rounds); held streams are paced at
 {profile.get("peer_held_delay_ms"):.0f} ms per token, {profile.get("peer_held_rounds")} round(s).
 First event = the first SSE `data:` frame (agentstream: `memory_context`; the peer: the first
@@ -313,7 +316,7 @@ each. After its scenarios each agentstream database is queried for its assistant
 
 `process_time` over {fixed.get("requests", 0) if isinstance(fixed, dict) else 0} sequential
 requests through an in-process httpx client (no profiler). The three steps of goal 3 are each
-called alone, one call at a time with nothing else running, as often: auth
+called alone, {step_calls} times, one call at a time with nothing else running: auth
 (`auth.deps.authenticate`, a JWT), prepare (`chat.flow.prepare`: the agent, the turn's rows,
 the memory search) and finalize + usage (`TurnWriter.finish`: the reply, the run row and the
 usage row in one transaction). The profile-share lines are the whole request's CPU times the

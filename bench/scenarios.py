@@ -113,7 +113,6 @@ def agentstream_server(name: str, delay_ms: float, env: dict[str, str]) -> Serve
             # The scenarios put up to 100 streams per user in flight; the cap is measured
             # on its own (bench/runs.py).
             "AGENTSTREAM_MAX_ACTIVE_RUNS_PER_USER": "0",
-            "AGENTSTREAM_DATABASE_POOL_SIZE": "5",
             "AGENTSTREAM_LOG_LEVEL": "WARNING",
             "AGENTSTREAM_JWT_SECRET": "bench-" + "k" * 32,
             "PYDANTIC_AI_NO_BANNER": "1",
