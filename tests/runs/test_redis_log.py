@@ -11,7 +11,16 @@ from redis.asyncio import Redis
 
 from agentstream.chat import events as ev
 from agentstream.kit.redis import RedisGuard
-from agentstream.runs.redis import RedisRunLog, decode_entries, follow, stream_key, stream_state
+from agentstream.runs.redis import (
+    MIRROR_INTERVAL_S,
+    MIRROR_MAX_INTERVAL_S,
+    RedisRunLog,
+    decode_entries,
+    follow,
+    mirror_pause,
+    stream_key,
+    stream_state,
+)
 
 
 @dataclass
@@ -92,3 +101,9 @@ async def test_a_retried_batch_with_more_events_is_read_without_repeats(redis: R
         assert [e.seq for batch in batches for e in batch] == list(range(5, 17))
     finally:
         await redis.delete(stream_key(run.id))
+
+
+def test_the_mirror_pauses_longer_after_a_round_trip_of_many_runs() -> None:
+    assert mirror_pause(1) == mirror_pause(20) == MIRROR_INTERVAL_S  # a few streams: 10 ms
+    assert mirror_pause(200) == pytest.approx(0.1)  # CPU per second stays a few percent
+    assert mirror_pause(5000) == MIRROR_MAX_INTERVAL_S
