@@ -9,6 +9,7 @@ is left.
 
 from __future__ import annotations
 
+import gc
 import socket
 
 import uvicorn
@@ -63,7 +64,22 @@ def _config(settings: Settings, app: FastAPI | str, host: str, port: int) -> uvi
 
 def _server(settings: Settings, host: str, port: int) -> _Server:
     app = create_app(settings)
+    _tune_gc(settings)
     return _Server(_config(settings, app, host, port), app, settings.shutdown_grace_s)
+
+
+def _tune_gc(settings: Settings) -> None:
+    """Collect cyclic garbage less often than Python's defaults in a serving process.
+
+    Streaming allocates a few objects per token, so with the default thresholds (700, 10, 10)
+    the collector runs hundreds of times a second under load, and every so often walks every
+    live object, including the events finished runs keep for resumes. Measured on a burst of
+    200 new streams (PostgreSQL + Redis, one worker): first event p99 1.1-1.4 s with the
+    defaults, 0.7-0.8 s with (50000, 20, 100). What exists once the app is built (modules,
+    routes, settings) is frozen out of the collector's walks for good.
+    """
+    gc.freeze()
+    gc.set_threshold(*settings.gc_threshold)
 
 
 class _WorkerProcess(multiprocess.Process):

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     run_events_ttl_s: float = 3600.0
     run_lease_s: float = 30.0
     workers: int = 1
+    # The server process's garbage collector thresholds (``gc.set_threshold``); see server.py.
+    gc_threshold: tuple[int, int, int] = (50_000, 20, 100)
     # Bounds how long a cached membership or agent could outlive a lost invalidation message.
     cache_ttl_s: float = 60.0
 
