@@ -86,14 +86,12 @@ async def _continued(
     session: AsyncSession, caller: Caller, agent: AgentRef, conversation_id: uuid.UUID
 ) -> Sequence[Message]:
     """Touch the caller's conversation with this agent and return its messages, else 404."""
+    owned = tenancy.conversations(caller).where(
+        Conversation.id == conversation_id, Conversation.agent_id == agent.id
+    )
     touched = await session.scalar(
         update(Conversation)
-        .where(
-            Conversation.id == conversation_id,
-            Conversation.team_id == caller.team_id,
-            Conversation.user_id == caller.user_id,
-            Conversation.agent_id == agent.id,
-        )
+        .where(Conversation.id.in_(owned.with_only_columns(Conversation.id)))
         .values(updated_at=utcnow())
         .returning(Conversation.id)
         .execution_options(synchronize_session=False)
