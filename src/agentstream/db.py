@@ -66,8 +66,8 @@ def create_engine(
         @event.listens_for(engine.sync_engine, "begin")
         def _begin_immediate(conn: Any) -> None:
             # A deferred transaction that reads, then writes, fails at once (SQLITE_BUSY) if
-            # another writer committed in between; taking the write lock up front makes
-            # concurrent requests queue on the busy timeout instead.
+            # another writer committed in between; taking the write lock up front means only
+            # this BEGIN ever waits for it (on aiosqlite's thread: ``kit/sqlite_driver.py``).
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
@@ -109,9 +109,10 @@ class WriteTurns:
     """SQLite's write lock, given out in turns: first come, first served.
 
     Every SQLite transaction takes the write lock (``BEGIN IMMEDIATE``); a connection that
-    finds it taken sleeps in SQLite's busy handler in steps of up to 100 ms, waking neither in
-    order nor when the lock is released, which under load gives second-long waits. Queued
-    here instead, the next transaction starts the moment the previous one ends.
+    finds it taken waits in SQLite's busy handler (on aiosqlite's thread), in steps of up to
+    100 ms, waking neither in order nor when the lock is released, which under load gives
+    second-long waits. Queued here instead, the next transaction starts the moment the
+    previous one ends, and its BEGIN finds the lock free.
     """
 
     def __init__(self, timeout_s: float) -> None:
