@@ -1,0 +1,42 @@
+"""ORM models of every table, one module per feature; import them from here, which also
+registers every table on ``Base.metadata`` (migrations and tests rely on that)."""
+
+from agentstream.models.accounts import ApiKey, Membership, RefreshToken, Team, User
+from agentstream.models.agents import Agent
+from agentstream.models.base import (
+    AgentStatus,
+    Base,
+    MessageRole,
+    MessageStatus,
+    Role,
+    RunStatus,
+    Timestamped,
+    UTCDateTime,
+    utcnow,
+)
+from agentstream.models.conversations import Conversation, Message, RunRecord
+from agentstream.models.memory import Memory
+from agentstream.models.usage import UsageLog
+
+__all__ = [
+    "Agent",
+    "AgentStatus",
+    "ApiKey",
+    "Base",
+    "Conversation",
+    "Membership",
+    "Memory",
+    "Message",
+    "MessageRole",
+    "MessageStatus",
+    "RefreshToken",
+    "Role",
+    "RunRecord",
+    "RunStatus",
+    "Team",
+    "Timestamped",
+    "UTCDateTime",
+    "UsageLog",
+    "User",
+    "utcnow",
+]
