@@ -12,7 +12,7 @@ import math
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentstream import tenancy
@@ -43,10 +43,11 @@ def _score(memory: Memory, relevance: float, best: float) -> float:
 
 
 async def rank(
-    session: AsyncSession, visible: ColumnElement[bool], query: str, limit: int
+    session: AsyncSession, caller: Caller, agent_id: uuid.UUID | None, query: str, limit: int
 ) -> list[Memory]:
     """Text matches re-ranked by relevance, importance and recency."""
-    candidates = await text_matches(session, visible, query, CANDIDATES)
+    visible = tenancy.memory_visibility(caller, agent_id)
+    candidates = await text_matches(session, caller, visible, query, CANDIDATES)
     if not candidates:
         return []
     best = max(relevance for _, relevance in candidates)
@@ -78,7 +79,7 @@ async def retrieve(
     them used. With ``caches``, a caller who has no memories costs no search."""
     if caches is not None and not await _may_have_memories(session, caller, caches):
         return []
-    memories = await rank(session, tenancy.memory_visibility(caller, agent_id), query, limit)
+    memories = await rank(session, caller, agent_id, query, limit)
     if memories:
         await session.execute(
             update(Memory)
@@ -144,8 +145,7 @@ async def list_memories(
     """The caller's visible memories: newest first, or ranked when ``q`` is given."""
     agent_id = (await get_by_slug(session, principal, agent_slug)).id if agent_slug else None
     if query:
-        visible = tenancy.memory_visibility(principal, agent_id)
-        return await rank(session, visible, query, params.limit), None, False
+        return await rank(session, principal, agent_id, query, params.limit), None, False
     stmt = tenancy.memories(principal, agent_id)
     rows, cursor, has_more = await paginate(session, stmt, Memory, params)
     return list(rows), cursor, has_more
