@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from agentstream.agents.endpoints import router as agents_router
 from agentstream.apikeys.endpoints import router as apikeys_router
@@ -138,8 +140,11 @@ async def build_state(settings: Settings) -> AsyncIterator[AppState]:
             engine, timeout_s=settings.database_timeout_s, info=session_info(caches)
         )
         if settings.redis_url:
+            # No silent reconnects: the caches must know when their subscription broke.
             listener = Redis.from_url(
-                settings.redis_url, socket_connect_timeout=settings.redis_timeout_s
+                settings.redis_url,
+                socket_connect_timeout=settings.redis_timeout_s,
+                retry=Retry(NoBackoff(), 0),
             )
             stack.push_async_callback(listener.aclose)
             caches.start(listener)

@@ -58,7 +58,7 @@ async def chat_agent(session: AsyncSession, caches: Caches, caller: Caller, slug
     cached: ChatAgent | None = caches.agents.get(caller.team_id, slug)
     if cached is not None:
         return cached
-    ticket = caches.agents.ticket(caller.team_id)
+    ticket = caches.agents.ticket(caller.team_id, slug)
     agent = ChatAgent.of(await get_by_slug(session, caller, slug))
     caches.agents.put(caller.team_id, slug, agent, ticket)
     return agent

@@ -13,8 +13,14 @@ from typing import Annotated
 from fastapi import Depends, Header
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from agentstream.auth import tokens
-from agentstream.auth.service import Principal, member_principal, resolve_principal, resolve_user
+from agentstream.auth.service import (
+    Principal,
+    api_key_principal,
+    check_credential,
+    member_principal,
+    resolve_user,
+    selected_team,
+)
 from agentstream.db import transaction
 from agentstream.kit.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from agentstream.models import Role, User
@@ -58,22 +64,18 @@ async def principal_for(
 ) -> Principal:
     """The caller in ``team_override`` (or the credential's team), checked against the
     database — or against the membership cache, which forgets a team's entries when any
-    worker commits a change to its memberships (``kit.cache``)."""
-    secret = state.settings.resolved_jwt_secret
-    claims = (
-        None
-        if tokens.looks_like_api_key(credential)
-        else tokens.decode_access_token(secret, credential)
-    )
-    team_id = (team_override or claims.team_id) if claims is not None else None
-    if claims is None or team_id is None:
-        async with transaction(state.sessions) as session:  # the errors, and API keys
-            return await resolve_principal(session, secret, credential, team_override)
+    worker commits a change to its memberships (``kit.cache``). A credential that cannot be
+    valid (a bad or expired JWT, a malformed key) is refused before any database work."""
+    claims = check_credential(state.settings.resolved_jwt_secret, credential)
+    if claims is None:  # an API key: looked up every time (revocation is one row)
+        async with transaction(state.sessions) as session:
+            return await api_key_principal(session, credential, team_override)
+    team_id = selected_team(claims, team_override)
     cache = state.caches.principals
     cached: Principal | None = cache.get(team_id, claims.user_id)
     if cached is not None:
         return cached
-    ticket = cache.ticket(team_id)
+    ticket = cache.ticket(team_id, claims.user_id)
     async with transaction(state.sessions) as session:
         principal = await member_principal(session, claims.user_id, team_id)
     cache.put(team_id, claims.user_id, principal, ticket)
@@ -89,8 +91,9 @@ async def authenticate(state: AppState, credential: str, team_id: uuid.UUID | No
 
 async def get_current_user(state: StateDep, credential: Credential) -> User:
     """The authenticated user, without selecting a team (the request still counts)."""
+    claims = check_credential(state.settings.resolved_jwt_secret, credential)
     async with transaction(state.sessions) as session:
-        user, team_id = await resolve_user(session, state.settings.resolved_jwt_secret, credential)
+        user, team_id = await resolve_user(session, claims, credential)
     if team_id is not None:
         await count_api_request(state, team_id)
     return user

@@ -182,9 +182,10 @@ async def member_principal(
     return Principal(user=user, team_id=team_id, role=role)
 
 
-async def _api_key_principal(
+async def api_key_principal(
     session: AsyncSession, key: str, team_override: uuid.UUID | None
 ) -> Principal:
+    """The principal of an API key (after ``check_credential``), checked against the database."""
     row = (
         await session.execute(
             select(ApiKey, User, Membership.role)
@@ -212,32 +213,38 @@ async def _api_key_principal(
     return Principal(user=user, team_id=api_key.team_id, role=role, api_key_id=api_key.id)
 
 
-async def resolve_principal(
-    session: AsyncSession, secret: str, credential: str, team_override: uuid.UUID | None
-) -> Principal:
-    """Turn a bearer credential (JWT or API key) into a principal checked against the database."""
+def check_credential(secret: str, credential: str) -> tokens.AccessClaims | None:
+    """What can be told of a credential without the database: a JWT's claims (signature,
+    expiry, type), or ``None`` for an API key of the right shape; anything else is refused
+    here, before any database work."""
     if tokens.looks_like_api_key(credential):
-        return await _api_key_principal(session, credential, team_override)
+        if not tokens.is_well_formed_api_key(credential):
+            raise Unauthorized("Invalid or revoked API key.")
+        return None
     claims = tokens.decode_access_token(secret, credential)
     if claims is None:
         raise Unauthorized("Invalid or expired token.")
+    return claims
+
+
+def selected_team(claims: tokens.AccessClaims, team_override: uuid.UUID | None) -> uuid.UUID:
+    """The team a JWT's request acts in: ``X-Team-ID`` / ``?team_id=``, or the token's."""
     team_id = team_override or claims.team_id
     if team_id is None:
         raise Forbidden("No team selected; send X-Team-ID.")
-    return await member_principal(session, claims.user_id, team_id)
+    return team_id
 
 
 async def resolve_user(
-    session: AsyncSession, secret: str, credential: str
+    session: AsyncSession, claims: tokens.AccessClaims | None, credential: str
 ) -> tuple[User, uuid.UUID | None]:
-    """The active user behind a credential, whatever team it names (for ``/me`` and ``/teams``),
-    with the team the request counts against (the key's, or the token's default team)."""
-    if tokens.looks_like_api_key(credential):
-        principal = await _api_key_principal(session, credential, None)
+    """The active user behind a checked credential, whatever team it names (for ``/me`` and
+    ``/teams``), with the team the request counts against (the key's, or the token's)."""
+    if claims is None:
+        principal = await api_key_principal(session, credential, None)
         return principal.user, principal.team_id
-    claims = tokens.decode_access_token(secret, credential)
-    user = await session.get(User, claims.user_id) if claims else None
-    if claims is None or user is None or not user.is_active:
+    user = await session.get(User, claims.user_id)
+    if user is None or not user.is_active:
         raise Unauthorized("Invalid or expired token.")
     return user, claims.team_id
 

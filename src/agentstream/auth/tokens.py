@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 import uuid
@@ -11,6 +12,9 @@ from dataclasses import dataclass
 import jwt
 
 API_KEY_PREFIX = "as_"
+_API_KEY_BYTES = 32
+# What ``new_api_key`` makes: the prefix and 32 bytes in urlsafe base64 (43 characters).
+_API_KEY_SHAPE = re.compile(rf"{API_KEY_PREFIX}[A-Za-z0-9_-]{{43}}")
 _ALGORITHM = "HS256"
 _LEEWAY_S = 1
 
@@ -75,9 +79,14 @@ def new_refresh_token() -> str:
 
 def new_api_key() -> str:
     """A fresh API key; its first characters are shown as a prefix."""
-    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+    return API_KEY_PREFIX + secrets.token_urlsafe(_API_KEY_BYTES)
 
 
 def looks_like_api_key(token: str) -> bool:
     """API keys and JWTs share the bearer header; keys carry a prefix."""
     return token.startswith(API_KEY_PREFIX)
+
+
+def is_well_formed_api_key(token: str) -> bool:
+    """Whether ``token`` has the shape of a key we issue (checked before any database work)."""
+    return _API_KEY_SHAPE.fullmatch(token) is not None

@@ -61,7 +61,7 @@ async def _may_have_memories(session: AsyncSession, caller: Caller, caches: Cach
     cached = caches.memories.get(caller.team_id, caller.user_id)
     if cached is not None:
         return cached
-    ticket = caches.memories.ticket(caller.team_id)
+    ticket = caches.memories.ticket(caller.team_id, caller.user_id)
     found = await session.scalar(select(exists().where(tenancy.memory_visibility(caller))))
     caches.memories.put(caller.team_id, caller.user_id, bool(found), ticket)
     return bool(found)

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from agentstream.auth.deps import principal_for
-from agentstream.auth.service import Principal
+from agentstream.auth.service import Principal, check_credential
 from agentstream.chat import events as ev
 from agentstream.chat.schemas import ChatRequest, ResumeFrame
 from agentstream.chat.service import start_run
@@ -126,9 +126,10 @@ class Connection:
                 len(text.encode()) > settings.ws_max_frame_bytes
             ):
                 raise Closed(CLOSE_TOO_BIG, "frame too large")
+            frame = _parse(text)
             try:
-                await self.check_access()
-                await self.handle(_parse(text))
+                await self.check_access(ping=frame is not None and frame.get("type") == "ping")
+                await self.handle(frame)
             except AppError as exc:
                 await self.error(ev.error_code(exc.code), exc.message)
             except Exception as exc:
@@ -136,10 +137,14 @@ class Connection:
                     raise
                 await self.error("unavailable", "The database is unavailable; retry shortly.")
 
-    async def check_access(self) -> None:
-        """Every frame re-checks token expiry and membership; failure closes with 4001."""
+    async def check_access(self, *, ping: bool = False) -> None:
+        """Every frame re-checks the token's expiry, and every frame but a ping the membership
+        (a ping does no database work); failure closes with 4001."""
         try:
-            await self.authenticate(self.credential)
+            if ping:
+                check_credential(self.state.settings.resolved_jwt_secret, self.credential)
+            else:
+                await self.authenticate(self.credential)
         except AppError as exc:
             await self.error("unauthorized", exc.message)
             raise Closed(CLOSE_UNAUTHORIZED, "access ended") from exc
