@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from agentstream.kit import sqlite_driver
+from agentstream.kit.priority import setup_first
 
 SessionMaker = async_sessionmaker[AsyncSession]
 
@@ -150,10 +151,16 @@ def create_session_maker(
 @asynccontextmanager
 async def transaction(session_maker: SessionMaker) -> AsyncIterator[AsyncSession]:
     """A short unit of work: commit on success, roll back on error, always release."""
-    async with session_maker() as session:
+    async with session_maker() as session, contextlib.AsyncExitStack() as stack:
         turns: WriteTurns | None = session.info.get(_WRITE_TURNS)
-        async with turns.turn() if turns else contextlib.nullcontext(), session.begin():
-            yield session
+        # Queueing for the write lock or a pooled connection is not work on the loop: a
+        # stream's setup that waits here does not hold running streams back (kit/priority.py).
+        with setup_first.parked():
+            if turns is not None:
+                await stack.enter_async_context(turns.turn())
+            await stack.enter_async_context(session.begin())
+            await session.connection()
+        yield session
 
 
 # A database that cannot be reached (refused, restarting, dropped connection, pool or lock

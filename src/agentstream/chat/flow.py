@@ -166,13 +166,14 @@ async def _stream_model(
         deps=deps, model=model, usage=RunUsage(), prompt=run.prompt, max_retries=_TOOL_RETRIES
     )
     tools = await ToolManager[ChatDeps](_SKILL_TOOLS).for_run_step(ctx) if run.skills else None
+    pacer = setup_first.pacer()  # this stream's budget for giving way to new ones
     parameters = ModelRequestParameters(function_tools=tools.tool_defs if tools else [])
     for step in range(1, _MAX_MODEL_REQUESTS + 1):
         async with model_request_stream(
             model, messages, model_settings=run.model_settings, model_request_parameters=parameters
         ) as stream:
             async for event in stream:
-                await setup_first.give_way()
+                await pacer.give_way()
                 if (ours := translator.translate(event)) is not None:
                     yield ours
             response = stream.get()

@@ -3,7 +3,7 @@ standard client protocols (Vercel AI SDK UI message stream, AG-UI)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
 
 from ag_ui.core import RunAgentInput
@@ -16,7 +16,7 @@ from agentstream.chat import events as ev
 from agentstream.chat.schemas import ChatRequest
 from agentstream.chat.service import start_run
 from agentstream.kit.errors import AppError
-from agentstream.kit.priority import setting_up
+from agentstream.kit.priority import setup_first
 from agentstream.runs.service import active_for_chat
 from agentstream.state import SessionDep, StateDep, get_state
 from agentstream.streaming.agui import agui_chat_request, agui_response
@@ -28,14 +28,20 @@ router = APIRouter(prefix="/v1/agents", tags=["streaming"])
 _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 
 
+async def _setting_up(_: CurrentPrincipal) -> AsyncIterator[None]:
+    # Only once the caller is authenticated: a request with a bad token never counts.
+    with setup_first.setup():
+        yield
+
+
 def _new_stream(path: str) -> Callable[[_Endpoint], _Endpoint]:
-    """A POST that starts a stream; its authentication and setup are served before running
-    streams' tokens (kit/priority.py: the dependency is listed first)."""
+    """A POST that starts a stream; once authenticated, its setup is served before running
+    streams' tokens (kit/priority.py), until the endpoint returns."""
     return router.post(
         path,
         response_class=StreamingResponse,
         responses=SSE_RESPONSES,
-        dependencies=[Depends(setting_up, scope="function")],
+        dependencies=[Depends(_setting_up, scope="function")],
     )
 
 
