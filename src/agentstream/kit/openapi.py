@@ -33,6 +33,7 @@ _DESCRIPTIONS = {
 # Operations that can conflict with existing rows (or an inactive agent), by method and path.
 _CONFLICTS = re.compile(
     r"^(POST /v1/auth/register|POST /v1/agents|POST /v1/teams|POST /v1/teams/\{team_id\}/members"
+    r"|(PATCH|DELETE) /v1/teams/\{team_id\}/members/\{user_id\}"
     r"|POST /v1/agents/\{slug\}/chat.*)$"
 )
 # Unauthenticated operations under the per-IP auth limit.

@@ -12,7 +12,13 @@ from agentstream.kit.pagination import Page, PageDep
 from agentstream.models import Role
 from agentstream.state import SessionDep
 from agentstream.teams import service
-from agentstream.teams.schemas import MemberAdd, MemberPublic, TeamCreate, TeamDetail
+from agentstream.teams.schemas import (
+    MemberAdd,
+    MemberPublic,
+    MemberUpdate,
+    TeamCreate,
+    TeamDetail,
+)
 
 router = APIRouter(prefix="/v1/teams", tags=["teams"])
 
@@ -63,3 +69,12 @@ async def remove_member(user_id: uuid.UUID, member: TeamMember, session: Session
     """Remove a member (owners only; anyone may leave a team themselves)."""
     member.require(Role.viewer if user_id == member.user_id else Role.owner)
     await service.remove_member(session, member, user_id)
+
+
+@router.patch("/{team_id}/members/{user_id}", response_model=MemberPublic)
+async def change_member_role(
+    user_id: uuid.UUID, body: MemberUpdate, member: TeamMember, session: SessionDep
+) -> MemberPublic:
+    """Change a member's role (owners only); the last owner cannot be demoted."""
+    member.require(Role.owner)
+    return await service.change_role(session, member, user_id, body.role)

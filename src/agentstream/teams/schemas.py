@@ -21,6 +21,10 @@ class MemberAdd(Input):
     role: Role = Role.member
 
 
+class MemberUpdate(Input):
+    role: Role
+
+
 class MemberPublic(Output):
     user_id: uuid.UUID
     email: str

@@ -84,19 +84,54 @@ async def add_member(session: AsyncSession, caller: Caller, email: str, role: Ro
     return _member(membership, user)
 
 
-async def remove_member(session: AsyncSession, caller: Caller, user_id: uuid.UUID) -> None:
-    """Remove a member of the caller's team; the last owner cannot be removed."""
-    members = tenancy.memberships(caller)
-    membership = await session.scalar(members.where(Membership.user_id == user_id))
+async def _lock_team(session: AsyncSession, caller: Caller) -> None:
+    # Membership changes of one team take turns: two owners removing (or demoting) each
+    # other at once must not both see "two owners left". SQLite's transactions already take
+    # the write lock up front (``db.py``); PostgreSQL locks the team's row.
+    await session.execute(select(Team.id).where(Team.id == caller.team_id).with_for_update())
+
+
+async def _locked_member(session: AsyncSession, caller: Caller, user_id: uuid.UUID) -> Membership:
+    await _lock_team(session, caller)
+    membership = await session.scalar(
+        tenancy.memberships(caller).where(Membership.user_id == user_id)
+    )
     if membership is None:
         raise NotFound("member")
-    if membership.role is Role.owner:
-        owners = await session.scalar(
-            members.where(Membership.role == Role.owner).with_only_columns(func.count())
-        )
-        if (owners or 0) <= 1:
-            raise Conflict("A team must keep at least one owner.")
+    return membership
+
+
+async def _keep_an_owner(session: AsyncSession, caller: Caller, membership: Membership) -> None:
+    if membership.role is not Role.owner:
+        return
+    owners = await session.scalar(
+        tenancy.memberships(caller)
+        .where(Membership.role == Role.owner)
+        .with_only_columns(func.count())
+    )
+    if (owners or 0) <= 1:
+        raise Conflict("A team must keep at least one owner.")
+
+
+async def remove_member(session: AsyncSession, caller: Caller, user_id: uuid.UUID) -> None:
+    """Remove a member of the caller's team; the last owner cannot be removed."""
+    membership = await _locked_member(session, caller, user_id)
+    await _keep_an_owner(session, caller, membership)
     await session.delete(membership)
+
+
+async def change_role(
+    session: AsyncSession, caller: Caller, user_id: uuid.UUID, role: Role
+) -> MemberPublic:
+    """Give a member of the caller's team another role; the last owner cannot be demoted."""
+    membership = await _locked_member(session, caller, user_id)
+    if role is not Role.owner:
+        await _keep_an_owner(session, caller, membership)
+    membership.role = role
+    await session.flush()
+    user = await session.get(User, user_id)
+    assert user is not None  # the membership's foreign key
+    return _member(membership, user)
 
 
 async def list_teams(
