@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
+import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -92,11 +95,44 @@ class Settings(BaseSettings):
         """The signing secret; generated once and kept in the data directory when unset."""
         if self.jwt_secret:
             return self.jwt_secret
-        path = self.data_dir / "jwt_secret"
-        if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(48)
-        path.write_text(secret)
-        path.chmod(0o600)
+        return _shared_secret(self.data_dir / "jwt_secret")
+
+
+def _shared_secret(path: Path) -> str:
+    """The secret in ``path``, created if missing: atomically, so that workers starting
+    together all get the one that was published first, and readable only by its owner from
+    the moment it exists (written to a private temporary file, fsynced, then hard-linked into
+    place, which fails if another process got there first)."""
+    with contextlib.suppress(FileNotFoundError):
+        return _read_secret(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".jwt_secret.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(secret)
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return _read_secret(path)  # another worker's secret won
+        _fsync_dir(path.parent)
         return secret
+    finally:
+        os.unlink(temporary)
+
+
+def _read_secret(path: Path) -> str:
+    secret = path.read_text().strip()
+    if not secret:
+        raise RuntimeError(f"{path} is empty; delete it to generate a new JWT secret")
+    return secret
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
