@@ -34,13 +34,15 @@ async def chat_page() -> FileResponse:
 
 class _Revalidated(StaticFiles):
     """Static files a browser revalidates (ETag) before each use, so an upgraded server
-    never runs with a mix of old and new modules."""
+    never runs with a mix of old and new modules; HTML carries the page's CSP."""
 
     def file_response(
         self, full_path: PathLike, stat_result: os.stat_result, scope: Scope, status_code: int = 200
     ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
         response.headers["Cache-Control"] = "no-cache"
+        if response.media_type == "text/html":  # the page itself, reached by its file name
+            response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         return response
 
 
