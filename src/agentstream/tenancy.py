@@ -20,6 +20,7 @@ from agentstream.models import (
     Memory,
     Message,
     RunRecord,
+    UsageDaily,
     UsageLog,
 )
 
@@ -83,6 +84,11 @@ def memories(caller: Caller, agent_id: uuid.UUID | None = None) -> Select[Memory
 def usage_logs(caller: Caller) -> Select[UsageLog]:
     """The team's usage rows (usage is a team-level report)."""
     return select(UsageLog).where(UsageLog.team_id == caller.team_id)
+
+
+def usage_daily(caller: Caller) -> Select[UsageDaily]:
+    """The team's daily usage totals (the rollup of ``usage_logs``)."""
+    return select(UsageDaily).where(UsageDaily.team_id == caller.team_id)
 
 
 def api_keys(caller: Caller) -> Select[ApiKey]:

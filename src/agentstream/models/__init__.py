@@ -16,7 +16,7 @@ from agentstream.models.base import (
 )
 from agentstream.models.conversations import Conversation, Message, RunRecord
 from agentstream.models.memory import Memory
-from agentstream.models.usage import UsageLog
+from agentstream.models.usage import UsageDaily, UsageLog
 
 __all__ = [
     "Agent",
@@ -36,6 +36,7 @@ __all__ = [
     "Team",
     "Timestamped",
     "UTCDateTime",
+    "UsageDaily",
     "UsageLog",
     "User",
     "utcnow",

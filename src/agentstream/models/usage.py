@@ -1,14 +1,18 @@
-"""Usage: one row per run."""
+"""Usage: one row per run, and its daily rollup (kept by a trigger, see migration 0004)."""
 
 from __future__ import annotations
 
+import datetime
 import uuid
 
 from sqlalchemy import (
+    BigInteger,
+    Date,
     ForeignKey,
     Index,
     Integer,
     String,
+    UniqueConstraint,
     Uuid,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -36,3 +40,29 @@ class UsageLog(Timestamped, Base):
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[MessageStatus] = mapped_column(enum_type(MessageStatus))
+
+
+class UsageDaily(Base):
+    """Totals per UTC day, agent, user and model: what ``GET /v1/usage`` reads for whole days.
+
+    A database trigger adds each inserted ``usage_logs`` row to its day's row in the same
+    transaction (an upsert), so the rollup counts exactly the rows that exist, whoever
+    inserts them, and a report reads a few rows per day instead of every run.
+    """
+
+    __tablename__ = "usage_daily"
+    __table_args__ = (UniqueConstraint("team_id", "day", "agent_id", "user_id", "model"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    team_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    day: Mapped[datetime.date] = mapped_column(Date)
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL"), default=None
+    )
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    model: Mapped[str] = mapped_column(String(200))
+    runs: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)

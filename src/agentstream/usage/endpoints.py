@@ -28,7 +28,8 @@ async def usage(
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
 ) -> UsageReport:
-    """Totals by agent and model, ``?from=&to=`` (ISO dates; default the last 30 days)."""
+    """Totals by agent, model, day and user, ``?from=&to=`` (ISO dates; default the last 30
+    days)."""
     end_at = _aware(end) if end else utcnow()
     start_at = _aware(start) if start else end_at - timedelta(days=30)
     if start_at >= end_at:
