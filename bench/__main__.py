@@ -18,12 +18,13 @@ from typing import Any
 import asyncpg
 import redis
 
-from bench import peers, runs
+from bench import bigdata, peers, runs
 from bench import scenarios as sc
 from bench.procs import Server
 from bench.profile import fixed_cpu, profile_requests
 from bench.pydantic_floor import measure
 from bench.report import write_report
+from bench.report_bigdata import bigdata_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("AGENTSTREAM_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -117,6 +118,39 @@ def _run_runs(shared_env: dict[str, str], profile: sc.Profile, results: dict[str
         _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _run_bigdata(
+    common: dict[str, str], work: Path, profile: sc.Profile, results: dict[str, Any]
+) -> None:
+    """Big data and bad tokens (bench/bigdata.py), on SQLite and on PostgreSQL + Redis."""
+    sizes = {"memories": 2_000, "usage_rows": 3_000} if profile.sequential <= 5 else {}
+
+    def sqlite(size: str) -> tuple[dict[str, str], Any]:
+        data = work / f"bigdata-sqlite-{size}-{uuid.uuid4().hex[:6]}"
+        url = f"sqlite+aiosqlite:///{data / 'bench.db'}"
+        return {**common, "AGENTSTREAM_DATA_DIR": str(data), "AGENTSTREAM_DATABASE_URL": url}, (
+            lambda: None
+        )
+
+    bigdata.run("sqlite", sqlite, profile, results, **sizes)
+
+    def postgres(size: str) -> tuple[dict[str, str], Any]:
+        own = _postgres_and_redis()
+        assert own is not None
+        url, name = own
+        env = {
+            **common,
+            "AGENTSTREAM_DATA_DIR": str(work / f"bigdata-pg-{size}"),
+            "AGENTSTREAM_DATABASE_URL": url,
+            "AGENTSTREAM_REDIS_URL": REDIS_URL,
+        }
+        return env, lambda: _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    probe = _postgres_and_redis()
+    if probe is not None:
+        _pg(f'DROP DATABASE IF EXISTS "{probe[1]}" WITH (FORCE)')
+        bigdata.run("postgres", postgres, profile, results, **sizes)
+
+
 def _profile(work: Path, results: dict[str, Any]) -> None:
     _log("[floor] pydantic-ai alone")
     results["pydantic_floor_s"] = asyncio.run(measure())
@@ -193,7 +227,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="minimal sizes, to try the harness")
     parser.add_argument(
         "--only",
-        choices=("all", "peers", "profile"),
+        choices=("all", "peers", "profile", "bigdata"),
         default="all",
         help="run one part (its sections only; for trying a change)",
     )
@@ -208,9 +242,12 @@ def main() -> None:
         _run_peers({}, work, profile, results)
     if args.only == "profile":
         _profile(work, results)
+    if args.only == "bigdata":
+        _run_bigdata({}, work, profile, results)
     if args.only != "all":
         results["runtime_s"] = time.monotonic() - started
         (work / f"results-{args.only}.json").write_text(json.dumps(results, indent=2))
+        print("\n".join(bigdata_lines(results)))
         print(json.dumps({k: v for k, v in results.items() if k.startswith(("peers:", "fixed"))}))
         return
     upstream = Server("upstream", [sys.executable, "-m", "bench.upstream", "--port", "{port}"])
@@ -271,6 +308,7 @@ def main() -> None:
     finally:
         upstream.stop()
 
+    _run_bigdata({}, work, profile, results)
     _profile(work, results)
     results["runtime_s"] = time.monotonic() - started
     (work / "results.json").write_text(json.dumps(results, indent=2))

@@ -38,11 +38,13 @@ async def sse_stream(
     token: str | None,
     done: bytes = DONE,
     complete: bytes = b"",
+    arrivals: list[float] | None = None,
 ) -> StreamResult:
     """POST ``body`` and read the SSE response until ``done``/``error``.
 
     ``done`` marks the terminal frame (pydantic-ai's Vercel stream ends with ``finish``); the
-    stream counts as ok only when that frame also contains ``complete``.
+    stream counts as ok only when that frame also contains ``complete``. ``arrivals`` collects
+    when each event arrived (for inter-event gaps).
     """
     parts = urlsplit(url)
     payload = json.dumps(body).encode()
@@ -77,6 +79,8 @@ async def sse_stream(
                 if b"data: " not in frame:
                     continue
                 events += 1
+                if arrivals is not None:
+                    arrivals.append(time.perf_counter())
                 if not first:
                     first = time.perf_counter() - start
                 if done in frame or ERROR in frame:

@@ -16,6 +16,7 @@ from typing import Any
 
 import websockets
 
+from bench import bigdata_jobs
 from bench.client import DONE, StreamResult, sse_stream
 from bench.resume import resume
 
@@ -154,6 +155,7 @@ JOBS = {
     "idle_ws": idle_ws,
     "cancel": cancel,
     "resume": resume,
+    **bigdata_jobs.JOBS,
 }
 
 

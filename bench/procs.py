@@ -56,7 +56,8 @@ class Server:
             self.process = subprocess.Popen(
                 argv, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_raise_fd_limit
             )
-        deadline = time.monotonic() + 60
+        # Imports alone take half a minute on a loaded 2-core machine.
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited:\n{self.log.read_text()[-3000:]}")

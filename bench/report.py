@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.report_bigdata import bigdata_lines, bigdata_section, bigdata_table
 from bench.report_peers import peers_goals, peers_section, peers_table
 from bench.report_runs import runs_goals, runs_section, runs_table
 from bench.stats import pct
@@ -194,7 +195,7 @@ def write_report(results: dict[str, Any], out: Path, profile_txt: Path, *, full:
         for name, ms in sorted(split.get("per_request_ms", {}).items(), key=lambda kv: -kv[1])
     ]
     machine = results["machine"]
-    goals = _goals(results, profile) + runs_goals(results)
+    goals = _goals(results, profile) + runs_goals(results) + bigdata_lines(results)
     runs = runs_table(results, profile.get("runs_clients", 10))
     notes = NOTES.read_text() if NOTES.exists() else ""
     seconds = results.get("runtime_s")
@@ -217,7 +218,7 @@ Run `make bench` for the quick profile, `make bench-full` for the full one
 
 {table}
 
-{runs_section(runs)}
+{runs_section(runs)}{bigdata_section(results)}
 ## Goals
 
 {chr(10).join(goals) or "- (no goal could be evaluated)"}
@@ -245,6 +246,7 @@ The call tree of this run is in [benchmarks-profile.txt](benchmarks-profile.txt)
         + table
         + "\n\n"
         + (runs + "\n\n" if runs else "")
+        + (bigdata_table(results) + "\n\n" if bigdata_table(results) else "")
         + "\n".join(goals)
         + f"\n\nmake bench took {runtime}"
     )
