@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import redis
 
-from bench import bigdata, peers, runs
+from bench import bigdata, peers, runs, tracing
 from bench import scenarios as sc
 from bench.procs import Server
 from bench.profile import fixed_cpu, profile_requests
@@ -227,7 +227,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="minimal sizes, to try the harness")
     parser.add_argument(
         "--only",
-        choices=("all", "peers", "profile", "bigdata"),
+        choices=("all", "peers", "profile", "bigdata", "tracing"),
         default="all",
         help="run one part (its sections only; for trying a change)",
     )
@@ -244,11 +244,14 @@ def main() -> None:
         _profile(work, results)
     if args.only == "bigdata":
         _run_bigdata({}, work, profile, results)
+    if args.only == "tracing":
+        tracing.run({}, work, profile, results)
     if args.only != "all":
         results["runtime_s"] = time.monotonic() - started
         (work / f"results-{args.only}.json").write_text(json.dumps(results, indent=2))
         print("\n".join(bigdata_lines(results)))
-        print(json.dumps({k: v for k, v in results.items() if k.startswith(("peers:", "fixed"))}))
+        shown = ("peers:", "fixed", "tracing:")
+        print(json.dumps({k: v for k, v in results.items() if k.startswith(shown)}))
         return
     upstream = Server("upstream", [sys.executable, "-m", "bench.upstream", "--port", "{port}"])
     upstream.start("/_closes")
@@ -279,6 +282,7 @@ def main() -> None:
             "AGENTSTREAM_DATABASE_URL": f"sqlite+aiosqlite:///{data / 'bench.db'}",
         }
         _run_agentstream("sqlite", sqlite_env, profile, results, "openai:bench-cancel")
+        tracing.run(common, work, profile, results)
         server = sc.agentstream_server("agentstream-cancel", 0, sqlite_env)
         server.start("/health")
         try:

@@ -8,6 +8,7 @@ from typing import Any
 from bench.report_bigdata import bigdata_lines, bigdata_section, bigdata_table
 from bench.report_peers import peers_goals, peers_section, peers_table
 from bench.report_runs import runs_goals, runs_section, runs_table
+from bench.report_tracing import tracing_goals, tracing_section
 from bench.stats import pct
 
 NOTES = Path(__file__).with_name("NOTES.md")
@@ -195,7 +196,13 @@ def write_report(results: dict[str, Any], out: Path, profile_txt: Path, *, full:
         for name, ms in sorted(split.get("per_request_ms", {}).items(), key=lambda kv: -kv[1])
     ]
     machine = results["machine"]
-    goals = _goals(results, profile) + runs_goals(results) + bigdata_lines(results)
+    goals = (
+        _goals(results, profile)
+        + runs_goals(results)
+        + bigdata_lines(results)
+        + tracing_goals(results)
+    )
+    tracing = tracing_section(results, profile.get("runs_clients", 10))
     runs = runs_table(results, profile.get("runs_clients", 10))
     notes = NOTES.read_text() if NOTES.exists() else ""
     seconds = results.get("runtime_s")
@@ -218,7 +225,7 @@ Run `make bench` for the quick profile, `make bench-full` for the full one
 
 {table}
 
-{runs_section(runs)}{bigdata_section(results)}
+{runs_section(runs)}{bigdata_section(results)}{tracing}
 ## Goals
 
 {chr(10).join(goals) or "- (no goal could be evaluated)"}
@@ -247,6 +254,7 @@ The call tree of this run is in [benchmarks-profile.txt](benchmarks-profile.txt)
         + "\n\n"
         + (runs + "\n\n" if runs else "")
         + (bigdata_table(results) + "\n\n" if bigdata_table(results) else "")
+        + (tracing.strip() + "\n\n" if tracing else "")
         + "\n".join(goals)
         + f"\n\nmake bench took {runtime}"
     )

@@ -32,6 +32,7 @@ from agentstream.memory.endpoints import router as memory_router
 from agentstream.memory.extraction import MemoryExtractor
 from agentstream.observability import metrics
 from agentstream.observability.endpoints import router as metrics_router
+from agentstream.observability.tracing import Tracing
 from agentstream.ratelimit.limiter import build_rate_limiter
 from agentstream.runs.coordinator import Coordinator
 from agentstream.runs.endpoints import router as runs_router
@@ -107,13 +108,18 @@ async def _runs(
 
 
 @asynccontextmanager
-async def build_state(settings: Settings) -> AsyncIterator[AppState]:
+async def build_state(
+    settings: Settings, *, tracing: Tracing | None = None
+) -> AsyncIterator[AppState]:
     """Create the engine, Redis clients, writer, runs, limiter; close them all on exit.
 
     They close in reverse order: runs are interrupted first (their replies stored through the
-    writer, which spills what the database refuses), then the rest.
+    writer, which spills what the database refuses), then the rest; tracing last, so the
+    interrupted runs' spans are exported too. ``tracing`` defaults to the configured one.
     """
     async with contextlib.AsyncExitStack() as stack:
+        tracing = tracing or Tracing.from_settings(settings)
+        stack.push_async_callback(tracing.aclose)
         engine = create_engine(
             settings.resolved_database_url,
             pool_size=settings.database_pool_size,
@@ -181,6 +187,7 @@ async def build_state(settings: Settings) -> AsyncIterator[AppState]:
             writer=writer,
             extractor=extractor,
             caches=caches,
+            tracing=tracing,
         )
 
 

@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY")
 
+    # Tracing (observability/tracing.py): the standard OpenTelemetry variables turn it on; the
+    # SDK reads the rest of them (service name, headers, sampler) from the environment itself.
+    otel_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    otel_traces_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    )
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
+    # Prompts, replies, instructions and tool arguments/results in spans: off by default.
+    trace_content: bool = False
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -89,6 +99,17 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """Whether the configured database is SQLite."""
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def otlp_traces_endpoint(self) -> str | None:
+        """Where spans go (OTLP/HTTP), as the OpenTelemetry spec resolves it; ``None``: off."""
+        if self.otel_sdk_disabled:
+            return None
+        if self.otel_traces_endpoint:
+            return self.otel_traces_endpoint
+        if self.otel_endpoint:
+            return self.otel_endpoint.rstrip("/") + "/v1/traces"
+        return None
 
     @cached_property
     def resolved_jwt_secret(self) -> str:

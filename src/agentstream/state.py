@@ -17,6 +17,7 @@ from agentstream.kit.cache import Caches
 from agentstream.kit.redis import RedisGuard
 from agentstream.llm.registry import ModelRegistry
 from agentstream.memory.extraction import MemoryExtractor
+from agentstream.observability.tracing import Tracing
 from agentstream.ratelimit.limiter import RateLimiter
 from agentstream.runs.coordinator import Coordinator
 from agentstream.runs.registry import RunRegistry
@@ -42,6 +43,7 @@ class AppState:
     writer: TurnWriter
     extractor: MemoryExtractor
     caches: Caches
+    tracing: Tracing
 
 
 def get_state(conn: HTTPConnection) -> AppState:

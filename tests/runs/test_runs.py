@@ -83,6 +83,7 @@ async def test_events_are_numbered_and_the_first_names_the_run(
     assert run["conversation_id"] == conversation_id
     assert run["agent"] == slug
     assert run["finished_at"] is not None
+    assert run["trace_id"] is None  # tracing is off unless an OTLP endpoint is configured
 
 
 async def test_basic_stream_skips_seqs_but_its_first_event_names_the_run(

@@ -49,6 +49,7 @@ from agentstream.memory.extraction import Turn
 from agentstream.memory.service import retrieve
 from agentstream.models import AgentStatus, MessageStatus
 from agentstream.observability import metrics
+from agentstream.observability.tracing import RunSpan
 from agentstream.runs.registry import RunControl
 from agentstream.skills.tools import build_skill_toolset
 from agentstream.state import AppState
@@ -75,6 +76,7 @@ class PreparedRun:
     context: dict[str, Any]
     memory_count: int
     on_disconnect: str
+    trace: RunSpan | None = None  # the run's span, when tracing is on
 
 
 def _active(agent: ChatAgent) -> ChatAgent:
@@ -93,7 +95,11 @@ def _model_settings(agent: ChatAgent) -> ModelSettings:
 
 
 async def prepare(
-    state: AppState, principal: Principal, slug: str, request: ChatRequest
+    state: AppState,
+    principal: Principal,
+    slug: str,
+    request: ChatRequest,
+    trace: RunSpan | None = None,
 ) -> PreparedRun:
     """Steps 1-5: agent, conversation, user message (committed), memories, prompt."""
     async with transaction(state.sessions) as session:
@@ -106,6 +112,7 @@ async def prepare(
             request.conversation_id,
             state.worker_id,
             client_id=request.client_id,
+            trace_id=trace.trace_id if trace else None,
         )
         memories = await retrieve(
             session,
@@ -115,6 +122,8 @@ async def prepare(
             state.settings.memory_limit,
             state.caches,
         )
+    if trace is not None:
+        trace.identify(identity)
     skills = allowed_skills(agent, state.skills)
     context = request.context or {}
     return PreparedRun(
@@ -129,6 +138,7 @@ async def prepare(
         context=context,
         memory_count=len(memories),
         on_disconnect=request.on_disconnect,
+        trace=trace,
     )
 
 
@@ -165,12 +175,22 @@ async def _stream_model(
     ctx = RunContext(
         deps=deps, model=model, usage=RunUsage(), prompt=run.prompt, max_retries=_TOOL_RETRIES
     )
-    tools = await ToolManager[ChatDeps](_SKILL_TOOLS).for_run_step(ctx) if run.skills else None
+    # With tracing on, pydantic-ai's own instrumentation makes the model and tool spans.
+    tools = (
+        await ToolManager[ChatDeps](_SKILL_TOOLS, state.tracing.tool_spans).for_run_step(ctx)
+        if run.skills
+        else None
+    )
+    instrument = state.tracing.instrumentation or False
     pacer = setup_first.pacer()  # this stream's budget for giving way to new ones
     parameters = ModelRequestParameters(function_tools=tools.tool_defs if tools else [])
     for step in range(1, _MAX_MODEL_REQUESTS + 1):
         async with model_request_stream(
-            model, messages, model_settings=run.model_settings, model_request_parameters=parameters
+            model,
+            messages,
+            model_settings=run.model_settings,
+            model_request_parameters=parameters,
+            instrument=instrument,
         ) as stream:
             async for event in stream:
                 await pacer.give_way()
@@ -213,9 +233,11 @@ async def _model_phase(
             task.uncancel()
         yield control.cancel_status
         return
-    except Exception:
+    except Exception as error:
         log.exception("model run failed", extra={"message_id": str(run.identity.run_id)})
         metrics.model_error()
+        if run.trace is not None:
+            run.trace.failed(error)
         yield MessageStatus.failed
         return
     finally:
@@ -273,6 +295,8 @@ async def execute(
             yield item
     usage = reply.usage(identity.model)
     metrics.tokens(usage.input_tokens, usage.output_tokens)
+    if run.trace is not None:
+        run.trace.usage(usage.input_tokens, usage.output_tokens)
     terminal = _terminal(identity, status, usage)
     outcome = TurnOutcome(
         content=reply.content,

@@ -11,6 +11,7 @@ from agentstream.chat.schemas import ChatRequest, ChatResponse
 from agentstream.kit.context import current_request_id
 from agentstream.kit.errors import AppError, Unavailable
 from agentstream.models import Role
+from agentstream.observability import tracing
 from agentstream.ratelimit.deps import count_chat_message
 from agentstream.runs.registry import Run
 from agentstream.state import AppState
@@ -18,19 +19,26 @@ from agentstream.state import AppState
 
 async def start_run(state: AppState, principal: Principal, slug: str, request: ChatRequest) -> Run:
     """The chat gate, then the run: members only, within the per-user chat limit (every
-    transport counts); prepare (raising domain errors before anything streams) and start."""
+    transport counts); prepare (raising domain errors before anything streams) and start.
+
+    With tracing on, the run's span starts here, before its rows are written (they keep its
+    trace id); the run's task inherits it as its current span, and ends it."""
     principal.require(Role.member)
     if state.runs.closing:
         raise Unavailable("The server is shutting down; retry shortly.")
     await count_chat_message(state, principal.user_id)
     slot = await state.runs.reserve(principal.user_id)
-    try:
-        prepared = await prepare(state, principal, slug, request)
-    except BaseException:
-        await slot.release()
-        raise
-    produce = functools.partial(execute, state, prepared)
-    return state.runs.start(prepared.identity, produce, request.on_disconnect, slot)
+    span = state.tracing.start_run(slug)
+    with tracing.active(span):
+        try:
+            prepared = await prepare(state, principal, slug, request, span)
+        except BaseException as error:
+            await slot.release()
+            if span is not None:
+                span.refused(error)
+            raise
+        produce = functools.partial(execute, state, prepared)
+        return state.runs.start(prepared.identity, produce, request.on_disconnect, slot, span)
 
 
 class RunFailed(AppError):

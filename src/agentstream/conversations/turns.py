@@ -146,9 +146,11 @@ async def start_turn(
     conversation_id: uuid.UUID | None,
     worker_id: str,
     client_id: str | None = None,
+    trace_id: str | None = None,
 ) -> tuple[RunIdentity, Sequence[Message]]:
     """Load (or create) the caller's conversation with ``agent`` and write the new turn's rows
-    (user message, assistant placeholder, and the run, owned by ``worker_id``).
+    (user message, assistant placeholder, and the run, owned by ``worker_id``, in the trace
+    ``trace_id`` when tracing is on).
 
     Without ``conversation_id``, a UI client's ``client_id`` names the conversation: continued
     when found, else created with it. Returns the run's identity and the conversation's earlier
@@ -209,6 +211,7 @@ async def start_turn(
             "agent_id": agent.id,
             "conversation_id": conversation_id,
             "worker_id": worker_id,
+            "trace_id": trace_id,
         },
     )
     identity = RunIdentity(

@@ -89,4 +89,6 @@ class RunRecord(Timestamped, Base):
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     # The worker process running it; a run whose worker is gone is interrupted by another.
     worker_id: Mapped[str] = mapped_column(String(64))
+    # The run's OpenTelemetry trace (32 hex digits) when tracing is on.
+    trace_id: Mapped[str | None] = mapped_column(String(32), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -22,6 +22,7 @@ from agentstream.chat import events as ev
 from agentstream.conversations.turns import RunIdentity
 from agentstream.models import MessageStatus
 from agentstream.observability import metrics
+from agentstream.observability.tracing import RunSpan
 from agentstream.runs.limits import ActiveRuns, Slot
 
 log = logging.getLogger("agentstream.runs")
@@ -141,8 +142,10 @@ class Run:
         streams: _Streams,
         slot: Slot,
         mirror: Mirror | None = None,
+        span: RunSpan | None = None,
     ) -> None:
         self.identity = identity
+        self._span = span
         self._streams = streams
         self._slot = slot
         self._mirror = mirror
@@ -197,6 +200,8 @@ class Run:
                     )
                 )
             metrics.run_finished(_final_status(self._events[-1]))
+            if self._span is not None:
+                self._span.end(self._events[-1])
             await self._slot.release()
 
     @property
@@ -294,11 +299,16 @@ class RunRegistry:
         return await self._active_runs.acquire(user_id, self._max_per_user)
 
     def start(
-        self, identity: RunIdentity, produce: Producer, on_disconnect: str, slot: Slot
+        self,
+        identity: RunIdentity,
+        produce: Producer,
+        on_disconnect: str,
+        slot: Slot,
+        span: RunSpan | None = None,
     ) -> Run:
-        """Start a run as its own task; ``slot`` is released when it ends."""
+        """Start a run as its own task; ``slot`` is released (and ``span`` ended) when it ends."""
         self._sweep()
-        run = Run(identity, produce, on_disconnect, self._streams, slot, self._mirror)
+        run = Run(identity, produce, on_disconnect, self._streams, slot, self._mirror, span)
         self._runs[run.id] = run
         run.task.add_done_callback(lambda _: self._retire(run))
         return run

@@ -15,5 +15,6 @@ class RunPublic(Output):
     agent: str
     status: RunStatus
     last_seq: int
+    trace_id: str | None = None  # the run's OpenTelemetry trace, when tracing is on
     created_at: datetime
     finished_at: datetime | None

@@ -33,6 +33,7 @@ async def get_owned(session: AsyncSession, caller: Caller, run_id: uuid.UUID) ->
         agent=slug,
         status=record.status,
         last_seq=record.last_seq,
+        trace_id=record.trace_id,
         created_at=record.created_at,
         finished_at=record.finished_at,
     )
