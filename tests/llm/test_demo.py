@@ -174,3 +174,13 @@ async def test_token_delay_paces_the_stream() -> None:
     # Five pauses between six tokens (a lower bound only, so never flaky).
     assert time.monotonic() - started >= 5 * 0.020
     assert len(run.deltas) == 6
+
+
+async def test_asking_for_markdown_streams_a_formatted_sample() -> None:
+    run = await stream("Show me some markdown, please")
+    assert run.output.startswith("Here is a **formatted** reply")
+    assert "```python\n" in run.output
+    assert "\n- " in run.output
+    assert "\n1. " in run.output
+    assert "".join(run.deltas) == run.output  # streamed word by word, newlines kept
+    assert len(run.deltas) > 20

@@ -66,8 +66,10 @@ class ChatPage:
         )
 
     async def reply_text(self) -> str:
+        # A reply's Markdown keeps its source (what the server stored) in data-source.
         text: str = await self.page.evaluate(
-            f"[...{LAST_REPLY}.querySelectorAll('.text')].map((p) => p.textContent).join('')"
+            f"[...{LAST_REPLY}.querySelectorAll('.text')]"
+            ".map((p) => p.dataset.source ?? p.textContent).join('')"
         )
         return text
 
@@ -126,10 +128,15 @@ async def test_page_and_assets_are_served_from_the_package_revalidated_and_not_i
         "/web/api.js",
         "/web/agents.js",
         "/web/render.js",
+        "/web/markdown.js",
+        "/web/vendor/marked.esm.js",
+        "/web/vendor/purify.es.mjs",
         "/web/style.css",
     ):
         response = await http.get(asset)
         assert response.status_code == 200, asset
+        if asset.endswith(("js", "mjs")):  # browsers refuse modules of another type
+            assert "javascript" in response.headers["content-type"], asset
         assert response.headers["cache-control"] == "no-cache", asset  # no stale modules
         assert "etag" in response.headers, asset
     assert (await http.get("/web/endpoints.py")).status_code == 404

@@ -29,6 +29,7 @@ _TOKENS = re.compile(r"\s*\S+")
 _CATALOGUE_ENTRY = re.compile(r"^- ([a-z0-9-]+): ", re.MULTILINE)
 _REMEMBER = re.compile(r"\bremember(?: that|:)\s*(?P<fact>\S.*)", re.IGNORECASE | re.DOTALL)
 _LONG = re.compile(r"\b(?:stor(?:y|ies)|long)", re.IGNORECASE)
+_MARKDOWN = re.compile(r"\b(?:markdown|formatt?(?:ed|ing))\b", re.IGNORECASE)
 _ECHO_WORDS = 60
 _STORY = (
     "Once upon a time, in a data centre humming beside a quiet river, there lived a small "
@@ -43,6 +44,26 @@ _STORY = (
     "which kept the crowds polite.",
     "At night, when the traffic slowed, it counted its tokens and dreamed of faster disks.",
 )
+
+# What a formatted reply looks like: real models answer in Markdown, and the chat page and
+# `agentstream chat` render it.
+_MARKDOWN_SAMPLE = """Here is a **formatted** reply from the *offline demo model*.
+
+## What it shows
+
+- **Bold**, *emphasis* and `inline code`
+- A [link to pydantic-ai](https://ai.pydantic.dev/), opened in a new tab
+- Lists, quotes and code blocks:
+
+1. Ask a real model (set `OPENAI_BASE_URL`)
+2. Watch its Markdown render as it streams
+
+```python
+def greet(name: str) -> str:
+    return f"Hello, {name}!"
+```
+
+> Model output is sanitised: HTML in a reply is shown as text, never run."""
 
 SkillNames = Callable[[], frozenset[str]]
 
@@ -124,7 +145,8 @@ def _echo(text: str) -> str:
     return (
         f"[demo model] You said: {said}\n\n"
         "I am agentstream's offline demo model: I echo messages, remember facts, tell a "
-        "long story and load skills. To use a real model, set OPENAI_BASE_URL (and "
+        "long story, show a formatted reply (ask for markdown) and load skills. To use a "
+        "real model, set OPENAI_BASE_URL (and "
         "OPENAI_API_KEY) and give the agent an `openai:<model>` model, e.g. "
         "`openai:gpt-4o-mini`."
     )
@@ -152,6 +174,8 @@ def _reply(
         return f"Got it — I'll remember that {fact}."
     if _LONG.search(text):
         return _story()
+    if _MARKDOWN.search(text):
+        return _MARKDOWN_SAMPLE
     return _echo(text)
 
 

@@ -1,4 +1,7 @@
-// Messages as DOM: stored ones from the API, and the reply being streamed.
+// Messages as DOM: stored ones from the API, and the reply being streamed. A user's text is
+// shown as written; a reply's text as sanitised Markdown (markdown.js).
+
+import { MarkdownStream, markdownBlock } from "./markdown.js";
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -70,7 +73,7 @@ export function storedMessage(message) {
     if (call.tool_result_content != null) setToolResult(block, call.tool_result_content);
     article.append(block);
   }
-  if (message.content) article.append(el("p", "text", message.content));
+  if (message.content) article.append(markdownBlock(message.content));
   if (message.usage?.total_tokens) article.append(el("p", "meta", usageText(message.usage)));
   statusBadge(article, message.status);
   return article;
@@ -91,7 +94,13 @@ export class LiveReply {
     this.typing = el("p", "typing", "…");
     this.typing.setAttribute("aria-label", "The agent is typing");
     this.node.append(this.typing);
-    this.segment = null; // the text paragraph that deltas append to
+    this.segment = null; // the Markdown that deltas append to (a tool call starts another)
+  }
+
+  /** End the text before a tool call (or the reply): its Markdown is drawn in full. */
+  closeSegment() {
+    this.segment?.finish();
+    this.segment = null;
   }
 
   /** Apply one run event; returns true when it was the run's terminal event. */
@@ -104,13 +113,13 @@ export class LiveReply {
         return false;
       case "text_delta":
         if (!this.segment) {
-          this.segment = el("p", "text", "");
-          this.typing.before(this.segment);
+          this.segment = new MarkdownStream();
+          this.typing.before(this.segment.node);
         }
-        this.segment.textContent += event.content;
+        this.segment.append(event.content);
         return false;
       case "tool_call":
-        this.segment = null; // text after a tool call starts a new paragraph
+        this.closeSegment();
         this.typing.before(toolBlock(event));
         return false;
       case "tool_result": {
@@ -146,6 +155,7 @@ export class LiveReply {
   }
 
   end(status, note) {
+    this.closeSegment();
     this.typing.remove();
     this.node.removeAttribute("aria-busy");
     statusBadge(this.node, status, note);
