@@ -6,12 +6,15 @@ import asyncio
 import os
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 
 from agentstream.settings import Settings
+
+if TYPE_CHECKING:
+    from agentstream.bootstrap import DemoAccount
 
 app = typer.Typer(help="agentstream: multi-tenant AI agents with real-time streaming.")
 console = Console()
@@ -62,16 +65,30 @@ def serve(
         _migrate(settings)
     demo = _with_state(settings, ensure_demo)
     bind_host, bind_port = host or settings.host, port or settings.port
-    if demo is not None:
-        console.print(
-            f"[bold green]Created a demo account[/]: {demo.email} / {demo.password} "
-            f"with agent '{demo.agent_slug}'.\nLog in:\n  curl -s -X POST "
-            f"http://{bind_host}:{bind_port}/v1/auth/login -H 'Content-Type: application/json' "
-            f'-d \'{{"email":"{demo.email}","password":"{demo.password}"}}\'\n'
-            f"Chat:   agentstream chat demo",
-            soft_wrap=True,
-        )
+    console.print(welcome(demo, bind_host, bind_port), soft_wrap=True, highlight=False)
     run_server(settings, bind_host, bind_port, processes)
+
+
+def page_url(host: str, port: int) -> str:
+    """The chat page's URL as a browser on this machine reaches a server bound to ``host``."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"  # bound to every address: this machine's own is one of them
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def welcome(demo: DemoAccount | None, host: str, port: int) -> str:
+    """What ``serve`` prints first: where the page is, and the demo login it just created."""
+    url = page_url(host, port)
+    if demo is None:
+        return f"Open {url} in a browser."
+    login = f"{demo.email} / {demo.password}"
+    return (
+        f"[bold green]Created a demo account[/]: {login} with agent '{demo.agent_slug}'.\n"
+        f"Open [bold]{url}[/] in a browser and sign in with {login}.\n"
+        f"Or chat in a terminal: agentstream chat {demo.agent_slug}\n"
+        f"API login: curl -s -X POST {url}v1/auth/login -H 'Content-Type: application/json' "
+        f'-d \'{{"email":"{demo.email}","password":"{demo.password}"}}\''
+    )
 
 
 @app.command()

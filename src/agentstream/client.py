@@ -1,4 +1,8 @@
-"""A small streaming client for the CLI (``agentstream chat``), over the advanced SSE endpoint."""
+"""A small streaming client for the CLI (``agentstream chat``), over the advanced SSE endpoint.
+
+On a terminal a reply streams as plain text and, once it ends, is shown as Markdown; to a
+pipe it is written as it arrives, token by token, and left as the model wrote it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,10 @@ from typing import Any
 
 import httpx
 from httpx_sse import aconnect_sse
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.live import Live
+from rich.markdown import Markdown
+from rich.text import Text
 
 from agentstream.demo_account import DEMO_EMAIL, DEMO_PASSWORD
 from agentstream.kit import jsonenc
@@ -15,6 +22,59 @@ from agentstream.kit import jsonenc
 
 class ClientError(Exception):
     """A failure to show the user (bad login, unreachable server, error event)."""
+
+
+class _Tail:
+    """The end of the text streamed so far: as many wrapped lines as fit on the screen, so
+    the live region never scrolls and the finished reply replaces all of it."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lines = Text("".join(self.parts)).wrap(console, options.max_width)
+        yield from lines[-max(1, console.height - 1) :]
+
+
+class _TerminalText:
+    """Text of a reply on a terminal: streamed plain in a live region, then drawn as Markdown."""
+
+    def __init__(self, console: Console) -> None:
+        self.tail = _Tail()
+        self.shown: _Tail | Markdown = self.tail
+        self.live = Live(
+            console=console,
+            get_renderable=lambda: self.shown,
+            refresh_per_second=12,
+            vertical_overflow="visible",
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self.live.start()
+
+    def add(self, text: str) -> None:
+        self.tail.parts.append(text)
+
+    def close(self) -> None:
+        self.shown = Markdown("".join(self.tail.parts))
+        self.live.stop()  # its last refresh draws the Markdown in place of the plain text
+
+
+class _PipedText:
+    """Text of a reply to a pipe or file: each piece as it arrives, unchanged."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def add(self, text: str) -> None:
+        # soft_wrap: a token is a fragment of a line, rich must not wrap it on its own.
+        self.console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+        # Each piece must reach the pipe when it arrives, not when the reply ends: a pipe's
+        # stdout is block-buffered unless someone flushes.
+        self.console.file.flush()
+
+    def close(self) -> None:
+        self.console.print()
 
 
 class ChatClient:
@@ -54,34 +114,40 @@ class ChatClient:
             if source.response.status_code != 200:
                 await source.response.aread()
                 raise ClientError(f"{source.response.status_code}: {source.response.text}")
-            async for sse in source.aiter_sse():
-                event = jsonenc.loads(sse.data)
-                if event["type"] == "done":
-                    self.console.print()
-                    return uuid.UUID(event["conversation_id"])
-                if event["type"] == "error":
-                    self.console.print()
-                    raise ClientError(f"{event['error_code']}: {event['content']}")
-                self._render(event)
+            piece: _TerminalText | _PipedText | None = None  # the text since the last tool call
+            try:
+                async for sse in source.aiter_sse():
+                    event = jsonenc.loads(sse.data)
+                    if event["type"] == "text_delta":
+                        piece = piece or self._text()
+                        piece.add(event["content"])
+                        continue
+                    if piece is not None and event["type"] in ("tool_call", "done", "error"):
+                        piece.close()
+                        piece = None
+                    if event["type"] == "done":
+                        return uuid.UUID(event["conversation_id"])
+                    if event["type"] == "error":
+                        raise ClientError(f"{event['error_code']}: {event['content']}")
+                    self._render(event)
+            finally:
+                if piece is not None:
+                    piece.close()
         return conversation_id
+
+    def _text(self) -> _TerminalText | _PipedText:
+        return _TerminalText(self.console) if self.console.is_terminal else _PipedText(self.console)
 
     def _render(self, event: dict[str, Any]) -> None:
         kind = event["type"]
-        if kind == "text_delta":
-            # soft_wrap: a token is a fragment of a line, rich must not wrap it on its own.
-            self.console.print(
-                event["content"], end="", markup=False, highlight=False, soft_wrap=True
-            )
-        elif kind == "tool_call":
+        if kind == "tool_call":
             args = jsonenc.dumps(event["tool_args"]).decode()
-            self.console.print(f"\n[dim]→ {event['tool_name']}({args})[/]")
+            self.console.print(f"[dim]→ {event['tool_name']}({args})[/]")
         elif kind == "tool_result":
             preview = event["tool_result_content"][:80].replace("\n", " ")
             self.console.print(f"[dim]← {preview}…[/]")
         else:
             return
-        # Each piece must reach the screen (or the pipe) when it arrives, not when the
-        # reply ends: a pipe's stdout is block-buffered unless someone flushes.
         self.console.file.flush()
 
     async def repl(

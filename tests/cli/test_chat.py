@@ -8,9 +8,11 @@ import pty
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from functools import partial
 
 import httpx
+import pyte
 import pytest
 
 from tests.e2e.server import ServerProcess
@@ -158,28 +160,83 @@ async def test_tokens_reach_a_pipe_as_they_arrive(server: ServerProcess, owner: 
     assert REPLY_END in (seen + rest).decode()
 
 
-async def test_tokens_reach_a_terminal_as_they_arrive(
-    server: ServerProcess, owner: Account
-) -> None:
-    # rich behaves differently on a terminal (colours, wrapping): check on a real pty too.
+class Terminal:
+    """``agentstream chat`` on a real pty, its output kept and replayed on a pyte screen."""
+
+    COLUMNS, LINES = 120, 40
+
+    def __init__(self, master: int) -> None:
+        self.read = partial(asyncio.to_thread, os.read, master, 4096)
+        self.seen = b""
+
+    async def until(self, marker: bytes) -> None:
+        self.seen += await read_until(self.read, marker)
+
+    async def to_the_end(self) -> None:
+        while chunk := await asyncio.wait_for(self._read_or_eof(), 30):
+            self.seen += chunk
+
+    async def _read_or_eof(self) -> bytes:
+        try:
+            return await self.read()
+        except OSError:  # EIO: the child closed the pty
+            return b""
+
+    def screen(self) -> str:
+        screen = pyte.Screen(self.COLUMNS, self.LINES)
+        pyte.ByteStream(screen).feed(self.seen)
+        return "\n".join(line.rstrip() for line in screen.display)
+
+
+@asynccontextmanager
+async def on_a_terminal(
+    server: ServerProcess, owner: Account, message: str
+) -> AsyncIterator[tuple[Terminal, asyncio.subprocess.Process]]:
+    # rich behaves differently on a terminal (colours, live display): a real pty.
     master, slave = pty.openpty()
     args = ["--url", server.url, "--email", owner.email, "--password", owner.password]
+    size = {"COLUMNS": str(Terminal.COLUMNS), "LINES": str(Terminal.LINES)}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        *["-m", "agentstream", "chat", "cli", *args, "-m", "streaming check"],
+        *["-m", "agentstream", "chat", "cli", *args, "-m", message],
         stdin=asyncio.subprocess.DEVNULL,
         stdout=slave,
         stderr=slave,
-        env={**os.environ, "COLUMNS": "200", "TERM": "xterm"},
+        env={**os.environ, **size, "TERM": "xterm"},
     )
     os.close(slave)
     try:
-        read = partial(asyncio.to_thread, os.read, master, 4096)
-        seen = await read_until(read, b"You said")
-        assert REPLY_END.encode() not in seen
-        assert process.returncode is None
-        rest = await read_until(read, REPLY_END.encode())
-        assert await asyncio.wait_for(process.wait(), 30) == 0
-        assert b"You said" not in rest  # the reply was printed once, token by token
+        yield Terminal(master), process
     finally:
         os.close(master)
+
+
+async def test_tokens_reach_a_terminal_as_they_arrive(
+    server: ServerProcess, owner: Account
+) -> None:
+    async with on_a_terminal(server, owner, "streaming check") as (terminal, process):
+        await terminal.until(b"You said")
+        assert REPLY_END.encode() not in terminal.seen  # ~50 tokens, 40 ms apart
+        assert process.returncode is None
+        await terminal.to_the_end()
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+    screen = terminal.screen()
+    assert screen.count("You said") == 1  # the reply is on the screen once
+    assert "`" not in screen  # and drawn as Markdown: `openai:gpt-4o-mini` as code
+    assert "openai:gpt-4o-mini" in screen
+
+
+async def test_a_reply_on_a_terminal_is_drawn_as_markdown_once_it_ends(
+    server: ServerProcess, owner: Account
+) -> None:
+    async with on_a_terminal(server, owner, "show me markdown") as (terminal, process):
+        await terminal.until(b"**formatted**")  # streamed as plain text first
+        await terminal.to_the_end()
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+    screen = terminal.screen()
+    assert screen.count("Here is a formatted reply") == 1
+    assert "What it shows" in screen
+    assert "• " in screen  # bullets
+    assert 'return f"Hello, {name}!"' in screen
+    for source in ("**", "```", "## "):
+        assert source not in screen, source
