@@ -7,14 +7,16 @@ pipe it is written as it arrives, token by token, and left as the model wrote it
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from httpx_sse import aconnect_sse
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
-from rich.markdown import Markdown
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.markdown import Markdown
 
 from agentstream.demo_account import DEMO_EMAIL, DEMO_PASSWORD
 from agentstream.kit import jsonenc
@@ -56,6 +58,9 @@ class _TerminalText:
         self.tail.parts.append(text)
 
     def close(self) -> None:
+        # Imported here: markdown-it costs a piped or scripted chat half a second to load.
+        from rich.markdown import Markdown
+
         self.shown = Markdown("".join(self.tail.parts))
         self.live.stop()  # its last refresh draws the Markdown in place of the plain text
 
