@@ -30,22 +30,22 @@ FORMATTED = {
 }
 LINK = f"{LAST_REPLY}.querySelector('a')"
 
-# While the reply streams: once its heading is a complete block (not the open one, the last,
-# which the next token may change), tag it and say how long the reply's text is.
-TAG_HEADING = f"""() => {{
+# While the reply streams: once its first paragraph is a complete block (not the open one,
+# the last, which the next token may still change), tag it and say how long the text is.
+TAG_FIRST_BLOCK = f"""() => {{
   const reply = {LAST_REPLY};
-  const heading = reply?.querySelector(".markdown > h2");
-  if (!heading || reply.dataset.status !== "streaming") return false;
-  heading.dataset.tagged = "yes";
+  const first = reply?.querySelector(".markdown > p");
+  if (!first || reply.dataset.status !== "streaming") return false;
+  first.dataset.tagged = "yes";
   return reply.querySelector(".markdown").textContent.length;
 }}"""
 # Once the reply has grown past ``seen`` characters while still streaming: whether the tagged
-# heading is still the same element (complete blocks are not redrawn per token).
-HEADING_KEPT = f"""(seen) => {{
+# paragraph is still the same element (complete blocks are not redrawn per token).
+FIRST_BLOCK_KEPT = f"""(seen) => {{
   const reply = {LAST_REPLY};
   if (reply.dataset.status !== "streaming") return "ended too soon";
   if (reply.querySelector(".markdown").textContent.length <= seen) return false;
-  return reply.querySelector("h2").dataset.tagged === "yes" ? "kept" : "redrawn";
+  return reply.querySelector(".markdown > p").dataset.tagged === "yes" ? "kept" : "redrawn";
 }}"""
 
 
@@ -55,12 +55,11 @@ async def test_a_reply_streams_as_formatted_markdown(
     account = await register(http)
     await create_agent(http, account, "writer")
     await chat.sign_in(account)
-    await chat.send("Show me some markdown")
-
-    # Progressive: the heading is rendered while the reply streams, and stays the same
-    # element as more text arrives.
-    seen = await (await chat.page.wait_for_function(TAG_HEADING)).json_value()
-    kept = await chat.page.wait_for_function(HEADING_KEPT, arg=seen)
+    await chat.send("Show me some markdown")  # ~70 tokens, 30 ms apart
+    # Progressive: the first paragraph is rendered while the reply streams, and stays the
+    # same element as more text arrives (settled blocks are not redrawn per token).
+    seen = await (await chat.page.wait_for_function(TAG_FIRST_BLOCK)).json_value()
+    kept = await chat.page.wait_for_function(FIRST_BLOCK_KEPT, arg=seen)
     assert await kept.json_value() == "kept"
     await chat.reply_status("complete")
 
