@@ -17,6 +17,7 @@ import {
   whenSignedOut,
 } from "./api.js";
 import { LiveReply, conversationItem, emptyState, storedMessage, userMessage } from "./render.js";
+import { closeUsage, offerUsage, setupUsage } from "./usage.js";
 
 const $ = (id) => document.getElementById(id);
 const ACTIVE_RUN_KEY = "agentstream.activeRun";
@@ -55,6 +56,7 @@ function showError(id, error) {
 
 function showSignIn(message = "") {
   detachRun();
+  closeUsage();
   $("chat-view").hidden = true;
   $("account").hidden = true;
   $("sign-in-view").hidden = false;
@@ -64,9 +66,11 @@ function showSignIn(message = "") {
 
 async function showChat() {
   $("sign-in-view").hidden = true;
+  closeUsage();
   $("chat-view").hidden = false;
   $("account").hidden = false;
   $("who").textContent = savedSession()?.email ?? "";
+  offerUsage().catch((error) => showError("chat-error", error));
   const active = recall(ACTIVE_RUN_KEY);
   const place = recall(PLACE_KEY);
   await loadAgents(active?.agent ?? place?.agent);
@@ -112,6 +116,8 @@ $("sign-out").addEventListener("click", async () => {
   }
   showSignIn();
 });
+
+setupUsage();
 
 $("toggle-sidebar").addEventListener("click", () => {
   const open = $("sidebar").classList.toggle("open");
