@@ -30,6 +30,7 @@ from agentstream.kit.redis import RedisGuard, build_redis
 from agentstream.llm.registry import ModelRegistry
 from agentstream.memory.endpoints import router as memory_router
 from agentstream.memory.extraction import MemoryExtractor
+from agentstream.memory.semantic import SemanticMemory
 from agentstream.observability import metrics
 from agentstream.observability.endpoints import router as metrics_router
 from agentstream.observability.tracing import Tracing
@@ -167,7 +168,10 @@ async def build_state(
         registry, coordinator = await stack.enter_async_context(
             _runs(settings, sessions, guard, worker_id)
         )
-        extractor = MemoryExtractor(sessions, models, settings)
+        memory = SemanticMemory(settings, engine, sessions)
+        await memory.start()
+        stack.push_async_callback(memory.aclose)
+        extractor = MemoryExtractor(sessions, models, settings, on_stored=memory.indexer.wake)
         stack.push_async_callback(extractor.aclose)
         limiter = build_rate_limiter(guard)
         stack.push_async_callback(limiter.aclose)
@@ -186,6 +190,7 @@ async def build_state(
             coordinator=coordinator,
             writer=writer,
             extractor=extractor,
+            memory=memory,
             caches=caches,
             tracing=tracing,
         )

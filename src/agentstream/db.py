@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+import sqlite_vec  # type: ignore[import-untyped]
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
@@ -47,7 +48,8 @@ def create_engine(
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url,
-            module=sqlite_driver.dbapi(),
+            # sqlite-vec: vector distances for memory search (``memory/vectors.py``).
+            module=sqlite_driver.dbapi([sqlite_vec.loadable_path()]),
             connect_args={"timeout": timeout_s},
             pool_size=pool_size,
             max_overflow=max_overflow,

@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     skills_dir: Path | None = None
     memory_extraction: bool = True
     memory_limit: int = 5
+    # Semantic memory (SPEC "Semantic memory"; memory/embedder.py, memory/indexer.py).
+    embedding_model: str = "demo"
+    embedding_timeout_s: float = 2.0
+    # After a failed embedding call, searches use words alone this long before trying again.
+    embedding_retry_s: float = 5.0
+    embedding_batch: int = 64
+    embedding_poll_s: float = 1.0
+    memory_vector_scan: int = 5000
+    memory_min_similarity: float = 0.3
 
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY")

@@ -18,6 +18,7 @@ from agentstream.kit.redis import RedisGuard
 from agentstream.llm.registry import ModelRegistry
 from agentstream.memory.extraction import MemoryExtractor
 from agentstream.observability.tracing import Tracing
+from agentstream.memory.semantic import SemanticMemory
 from agentstream.ratelimit.limiter import RateLimiter
 from agentstream.runs.coordinator import Coordinator
 from agentstream.runs.registry import RunRegistry
@@ -42,6 +43,7 @@ class AppState:
     coordinator: Coordinator
     writer: TurnWriter
     extractor: MemoryExtractor
+    memory: SemanticMemory
     caches: Caches
     tracing: Tracing
 

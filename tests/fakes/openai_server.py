@@ -9,6 +9,7 @@ Usage::
 
     with FakeOpenAI() as fake:
         fake.reply("m", Reply(tokens=["Hi", " there"], delay_s=0.01))
+        fake.embed("e", Concepts({"cat": ("cat", "feline")}))  # /v1/embeddings for model "e"
         # point OpenAIProvider(base_url=fake.base_url) / OPENAI_BASE_URL at it, use model "m"
         fake.requests_for("m")[-1]["temperature"]
         record = fake.wait_for_stream("m")
@@ -35,6 +36,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from tests.fakes.embeddings import Concepts, embedding_response
 
 
 @dataclass(frozen=True)
@@ -141,13 +144,20 @@ class FakeOpenAI:
         self.port = 0
         self.default_reply = Reply()
         self.replies: dict[str, Reply] = {}
+        self.concepts: dict[str, Concepts] = {}
+        self.embedded: list[tuple[str, str]] = []  # (model, input) of every embedding request
         self.requests: list[dict[str, Any]] = []
         self.authorizations: list[str | None] = []
         self.streams: list[StreamRecord] = []
         self.stream_started = threading.Event()
         self._lock = threading.Lock()
         self._new_stream = threading.Condition(self._lock)
-        app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
+        app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._completions, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            ]
+        )
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -168,6 +178,16 @@ class FakeOpenAI:
         """Script the answer for ``model`` (other models get ``default_reply``)."""
         with self._lock:
             self.replies[model] = reply
+
+    def embed(self, model: str, concepts: Concepts) -> None:
+        """Script ``/v1/embeddings`` for ``model`` (unscripted models get a 404)."""
+        with self._lock:
+            self.concepts[model] = concepts
+
+    def embedded_for(self, model: str) -> list[str]:
+        """Every input embedded with ``model``, oldest first."""
+        with self._lock:
+            return [text for name, text in self.embedded if name == model]
 
     def requests_for(self, model: str) -> list[dict[str, Any]]:
         """Parsed JSON bodies of the requests for ``model``, oldest first."""
@@ -203,6 +223,23 @@ class FakeOpenAI:
     ) -> None:
         self._server.should_exit = True
         self._thread.join(5)
+
+    async def _embeddings(self, request: Request) -> Response:
+        body: dict[str, Any] = await request.json()
+        model = str(body.get("model", ""))
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        with self._lock:
+            concepts = self.concepts.get(model)
+        if concepts is None:
+            return JSONResponse({"error": {"message": "no such model", "type": "invalid"}}, 404)
+        if concepts.delay_s:
+            await asyncio.sleep(concepts.delay_s)
+        if concepts.fail:
+            return JSONResponse({"error": {"message": "boom", "type": "server_error"}}, 500)
+        with self._lock:
+            self.embedded.extend((model, str(text)) for text in inputs)
+        encoding = str(body.get("encoding_format") or "float")
+        return JSONResponse(embedding_response(model, concepts, [str(t) for t in inputs], encoding))
 
     async def _completions(self, request: Request) -> Response:
         body: dict[str, Any] = await request.json()

@@ -102,6 +102,11 @@ async def prepare(
     trace: RunSpan | None = None,
 ) -> PreparedRun:
     """Steps 1-5: agent, conversation, user message (committed), memories, prompt."""
+    vector = None
+    if state.caches.memories.get(principal.team_id, principal.user_id) is not False:
+        # Before the transaction: no lock is held while the embedding model answers (at
+        # most AGENTSTREAM_EMBEDDING_TIMEOUT_S; a caller known to have no memories skips it).
+        vector = await state.memory.vector_search(request.message)
     async with transaction(state.sessions) as session:
         agent = _active(await chat_agent(session, state.caches, principal, slug))
         identity, previous = await start_turn(
@@ -121,6 +126,7 @@ async def prepare(
             request.message,
             state.settings.memory_limit,
             state.caches,
+            vector,
         )
     if trace is not None:
         trace.identify(identity)

@@ -12,14 +12,21 @@ get no busy timeout, so such a statement fails at once with ``SQLITE_BUSY``, and
 on aiosqlite's thread with the engine's timeout: the wait happens there, never on the loop.
 Connect, close and server-side cursors are SQLAlchemy's own.
 
+The SQLite library is ``pysqlite3`` when installed (a build that can load extensions, such as
+sqlite-vec; pyenv's and python.org's builds of the standard module cannot), else the standard
+``sqlite3``. Extensions given to ``dbapi`` are loaded into every new connection.
+
 Passed to ``create_async_engine(module=...)`` for ``sqlite+aiosqlite`` URLs.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
+import importlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiosqlite
@@ -59,7 +66,30 @@ def _statement(
         cursor.close()
 
 
-def _is_busy(exc: sqlite3.Error) -> bool:
+def sqlite_module() -> ModuleType:
+    """``pysqlite3``'s DB-API module when installed, else the standard ``sqlite3``."""
+    try:
+        return importlib.import_module("pysqlite3.dbapi2")
+    except ImportError:
+        return sqlite3
+
+
+def _open(
+    module: ModuleType, extensions: Sequence[str], *args: Any, **kw: Any
+) -> sqlite3.Connection:
+    """A new connection with ``extensions`` loaded, where the build allows it (else none)."""
+    conn: sqlite3.Connection = module.connect(*args, **kw)
+    if extensions and hasattr(conn, "enable_load_extension"):
+        conn.enable_load_extension(True)
+        try:
+            for path in extensions:
+                conn.load_extension(path)
+        finally:
+            conn.enable_load_extension(False)
+    return conn
+
+
+def _is_busy(exc: Exception) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
@@ -134,7 +164,7 @@ class InlineCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class InlineConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_aiosqlite", "_timeout_ms")
+    __slots__ = ("_aiosqlite", "_errors", "_timeout_ms")
 
     _cursor_cls = InlineCursor
 
@@ -142,6 +172,7 @@ class InlineConnection(AsyncAdapt_aiosqlite_connection):
         super().__init__(dbapi, connection)
         self._aiosqlite = cast("aiosqlite.Connection", connection)
         self._timeout_ms = int(timeout_s * 1000)
+        self._errors: type[Exception] = dbapi.sqlite.Error
 
     @property
     def open(self) -> bool:
@@ -164,7 +195,7 @@ class InlineConnection(AsyncAdapt_aiosqlite_connection):
         """``fn`` now, on this thread; if it finds a lock taken, again where it can wait."""
         try:
             return fn()
-        except sqlite3.Error as exc:
+        except self._errors as exc:
             if not _is_busy(exc):
                 raise
         async with self._execute_mutex:
@@ -184,14 +215,44 @@ class InlineConnection(AsyncAdapt_aiosqlite_connection):
 
 
 class InlineDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def __init__(self, sqlite: ModuleType, extensions: Sequence[str]) -> None:
+        self._extensions = tuple(extensions)
+        super().__init__(aiosqlite, sqlite)
+
+    def _init_dbapi_attributes(self) -> None:
+        super()._init_dbapi_attributes()
+        # SQLAlchemy takes these from aiosqlite, which re-exports the standard module's: with
+        # pysqlite3 they must be its own, or its errors would escape SQLAlchemy's wrapping.
+        for name in (
+            "DatabaseError",
+            "Error",
+            "IntegrityError",
+            "NotSupportedError",
+            "OperationalError",
+            "ProgrammingError",
+            "sqlite_version",
+            "sqlite_version_info",
+        ):
+            setattr(self, name, getattr(self.sqlite, name))
+
     def connect(self, *arg: Any, **kw: Any) -> InlineConnection:
         timeout_s = float(kw.pop("timeout", _DEFAULT_TIMEOUT_S))
         # Used from the loop's thread as well as aiosqlite's, never from both at once.
         kw["check_same_thread"] = False
-        adapted = super().connect(*arg, timeout=0, **kw)
+        kw["timeout"] = 0
+        connector = functools.partial(_open, self.sqlite, self._extensions, *arg, **kw)
+
+        def create(*_: Any, **__: Any) -> aiosqlite.Connection:
+            connection = aiosqlite.Connection(connector, iter_chunk_size=64)
+            connection._thread.daemon = True  # as SQLAlchemy's own adapter does
+            return connection
+
+        adapted = super().connect(async_creator_fn=create)
         return InlineConnection(self, adapted._connection, timeout_s)
 
 
-def dbapi() -> InlineDBAPI:
-    """The module to give ``create_async_engine`` for ``sqlite+aiosqlite``."""
-    return InlineDBAPI(aiosqlite, sqlite3)
+def dbapi(extensions: Sequence[str] = ()) -> InlineDBAPI:
+    """The module to give ``create_async_engine`` for ``sqlite+aiosqlite``; ``extensions``
+    (paths of loadable SQLite extensions) are loaded into each connection when the SQLite
+    build allows it."""
+    return InlineDBAPI(sqlite_module(), extensions)

@@ -5,15 +5,25 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 
 from agentstream.auth.deps import MemberPrincipal, ViewerPrincipal
 from agentstream.kit.pagination import Page, PageDep
 from agentstream.memory import service
 from agentstream.memory.schemas import MemoryCreate, MemoryPublic
-from agentstream.state import SessionDep
+from agentstream.state import SessionDep, StateDep
 
 router = APIRouter(prefix="/v1/memories", tags=["memories"])
+SearchText = Annotated[str | None, Query(max_length=1000)]
+
+
+async def search_vector(state: StateDep, q: SearchText = None) -> service.VectorSearch | None:
+    """The meaning half of a search, embedded before the request's session starts (no
+    transaction is held while the embedding model answers)."""
+    return await state.memory.vector_search(q) if q else None
+
+
+VectorDep = Annotated[service.VectorSearch | None, Depends(search_vector)]
 
 
 @router.get("", response_model=Page[MemoryPublic])
@@ -21,14 +31,15 @@ async def list_memories(
     principal: ViewerPrincipal,
     session: SessionDep,
     page: PageDep,
-    q: Annotated[str | None, Query(max_length=1000)] = None,
+    vector: VectorDep,
+    q: SearchText = None,
     agent: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[MemoryPublic]:
-    """Visible memories; ``q`` ranks by relevance, ``agent`` narrows to one agent's view."""
-    rows, cursor, has_more = await service.list_memories(
-        session, principal, page, query=q, agent_slug=agent
+    """Visible memories; ``q`` ranks by words and meaning (each hit with its ``score`` and
+    ``matched``), ``agent`` narrows to one agent's view."""
+    items, cursor, has_more = await service.list_memories(
+        session, principal, page, query=q, agent_slug=agent, vector=vector
     )
-    items = await service.to_public(session, principal, rows)
     return Page(items=items, cursor=cursor, has_more=has_more)
 
 

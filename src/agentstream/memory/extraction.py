@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic_ai import Agent
@@ -69,8 +70,15 @@ class Turn:
 class MemoryExtractor:
     """Owns the background extraction tasks."""
 
-    def __init__(self, sessions: SessionMaker, models: ModelRegistry, settings: Settings) -> None:
+    def __init__(
+        self,
+        sessions: SessionMaker,
+        models: ModelRegistry,
+        settings: Settings,
+        on_stored: Callable[[], None] | None = None,
+    ) -> None:
         self._sessions = sessions
+        self._on_stored = on_stored  # new memories are embedded in the background
         self._models = models
         self._enabled = settings.memory_extraction
         self._tasks: set[asyncio.Task[None]] = set()
@@ -95,6 +103,8 @@ class MemoryExtractor:
                 )
             if facts:
                 await self._store(turn, facts)
+                if self._on_stored is not None:
+                    self._on_stored()
         except Exception:
             log.exception(
                 "memory extraction failed",

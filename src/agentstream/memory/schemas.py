@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +26,10 @@ class MemoryPublic(BaseModel):
     shared: bool
     created_at: datetime
     last_used_at: datetime | None
+    # Search results only (``GET /v1/memories?q=``): the final score, and whether the memory
+    # matched the query's words, its meaning (embedding similarity) or both.
+    score: float | None = None
+    matched: list[Literal["text", "meaning"]] | None = None
 
 
 class ExtractedFact(BaseModel):

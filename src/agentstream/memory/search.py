@@ -20,13 +20,25 @@ from agentstream.tenancy import Caller
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_TERMS = 24
+# Words that carry no topic: a memory is not relevant for sharing "is" or "my" with a message
+# (nor, to the demo embedder, close for sharing their n-grams).
+STOP_WORDS = frozenset(
+    re.findall(
+        r"\w+",
+        "a an and are as at be been but by can could did do does for from had has have he her his "
+        "i if in into is it its me my no not of on or our she so than that the their them then "
+        "there these they this to us was we were what when where which who why will with would "
+        "you your",
+    )
+)
 
 
 def query_terms(query: str) -> list[str]:
-    """The words of a message, deduplicated; punctuation and search syntax are dropped."""
+    """The topical words of a message, deduplicated; punctuation, search syntax and stop
+    words are dropped."""
     seen: dict[str, None] = {}
     for word in _WORD.findall(query.lower()):
-        if len(word) > 1:
+        if len(word) > 1 and word not in STOP_WORDS:
             seen.setdefault(word, None)
     return list(seen)[:MAX_TERMS]
 

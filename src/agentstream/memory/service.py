@@ -1,16 +1,16 @@
-"""Memories: explicit CRUD and retrieval ranked by relevance, importance and recency.
+"""Memories: explicit CRUD and hybrid retrieval (words and meaning, importance, recency).
 
 Visibility is ``tenancy.memory_visibility``: same team, not deleted, the caller's own or
 shared (``user_id`` NULL), and for an agent: unscoped (``agent_id`` NULL) or that agent's.
-Retrieval returns only memories that match words of the message — unrelated memories never
-pad the prompt.
+Both searches run over those rows only. Retrieval returns only memories that match words of
+the message or are close to it in meaning: unrelated memories never pad the prompt.
 """
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,41 +21,53 @@ from agentstream.auth.service import Principal
 from agentstream.kit.cache import Caches
 from agentstream.kit.errors import NotFound
 from agentstream.kit.pagination import PageParams, paginate
+from agentstream.memory.embedder import QueryVector
+from agentstream.memory.ranking import Hit, fuse
 from agentstream.memory.schemas import MemoryCreate, MemoryPublic
 from agentstream.memory.search import text_matches
+from agentstream.memory.vectors import Backend, vector_matches
 from agentstream.models import Agent, Memory, Role, utcnow
 from agentstream.tenancy import Caller
 
-# Weights of the final score; relevance is normalised to [0, 1] among the candidates.
-W_RELEVANCE, W_IMPORTANCE, W_RECENCY = 0.6, 0.3, 0.1
-RECENCY_HALF_LIFE_DAYS = 30.0
 CANDIDATES = 50
 
 
-def _score(memory: Memory, relevance: float, best: float) -> float:
-    age_days = (utcnow() - memory.created_at).total_seconds() / 86_400
-    recency = math.exp(-math.log(2) * age_days / RECENCY_HALF_LIFE_DAYS)
-    return (
-        W_RELEVANCE * (relevance / best if best > 0 else 0.0)
-        + W_IMPORTANCE * memory.importance / 10
-        + W_RECENCY * recency
-    )
+@dataclass(frozen=True)
+class VectorSearch:
+    """The meaning half of a search: the query's vector and how to compare it."""
+
+    backend: Backend
+    query: QueryVector
+    scan: int
+    min_similarity: float
 
 
-async def rank(
-    session: AsyncSession, caller: Caller, agent_id: uuid.UUID | None, query: str, limit: int
-) -> list[Memory]:
-    """Text matches re-ranked by relevance, importance and recency."""
+async def search(
+    session: AsyncSession,
+    caller: Caller,
+    agent_id: uuid.UUID | None,
+    query: str,
+    limit: int,
+    vector: VectorSearch | None = None,
+) -> list[Hit]:
+    """Word matches and (with ``vector``) meaning matches, fused and re-ranked."""
     visible = tenancy.memory_visibility(caller, agent_id)
-    candidates = await text_matches(session, caller, visible, query, CANDIDATES)
-    if not candidates:
-        return []
-    best = max(relevance for _, relevance in candidates)
-    ranked = sorted(candidates, key=lambda c: _score(c[0], c[1], best), reverse=True)
-    return [memory for memory, _ in ranked[:limit]]
+    text = await text_matches(session, caller, visible, query, CANDIDATES)
+    meaning: list[tuple[Memory, float]] = []
+    if vector is not None:
+        meaning = await vector_matches(
+            session,
+            vector.backend,
+            visible,
+            vector.query,
+            limit=CANDIDATES,
+            scan=vector.scan,
+            min_similarity=vector.min_similarity,
+        )
+    return fuse(text, meaning, limit)
 
 
-async def _may_have_memories(session: AsyncSession, caller: Caller, caches: Caches) -> bool:
+async def may_have_memories(session: AsyncSession, caller: Caller, caches: Caches) -> bool:
     """Whether the caller can see any memory at all: cached per team (and forgotten when any
     worker commits a change to the team's memories), so a memoryless chat skips the search."""
     cached = caches.memories.get(caller.team_id, caller.user_id)
@@ -74,12 +86,13 @@ async def retrieve(
     query: str,
     limit: int,
     caches: Caches | None = None,
+    vector: VectorSearch | None = None,
 ) -> list[Memory]:
     """Memories relevant to ``query`` that the caller's chat with this agent may use; marks
     them used. With ``caches``, a caller who has no memories costs no search."""
-    if caches is not None and not await _may_have_memories(session, caller, caches):
+    if caches is not None and not await may_have_memories(session, caller, caches):
         return []
-    memories = await rank(session, caller, agent_id, query, limit)
+    memories = [hit.memory for hit in await search(session, caller, agent_id, query, limit, vector)]
     if memories:
         await session.execute(
             update(Memory)
@@ -91,9 +104,13 @@ async def retrieve(
 
 
 async def to_public(
-    session: AsyncSession, caller: Caller, memories: Sequence[Memory]
+    session: AsyncSession,
+    caller: Caller,
+    memories: Sequence[Memory],
+    hits: Sequence[Hit] | None = None,
 ) -> list[MemoryPublic]:
-    """Render memories with their agent's slug."""
+    """Render memories with their agent's slug (and, for search hits, score and match)."""
+    found = {hit.memory.id: hit for hit in hits or ()}
     agent_ids = {m.agent_id for m in memories if m.agent_id}
     slugs: dict[uuid.UUID, str] = {}
     if agent_ids:
@@ -112,6 +129,8 @@ async def to_public(
             shared=m.user_id is None,
             created_at=m.created_at,
             last_used_at=m.last_used_at,
+            score=found[m.id].score if m.id in found else None,
+            matched=list(found[m.id].matched) if m.id in found else None,
         )
         for m in memories
     ]
@@ -141,14 +160,17 @@ async def list_memories(
     *,
     query: str | None,
     agent_slug: str | None,
-) -> tuple[list[Memory], str | None, bool]:
-    """The caller's visible memories: newest first, or ranked when ``q`` is given."""
+    vector: VectorSearch | None = None,
+) -> tuple[list[MemoryPublic], str | None, bool]:
+    """The caller's visible memories: newest first (a page), or ranked when ``q`` is given
+    (one list of hits, each with its ``score`` and ``matched``)."""
     agent_id = (await get_by_slug(session, principal, agent_slug)).id if agent_slug else None
     if query:
-        return await rank(session, principal, agent_id, query, params.limit), None, False
+        hits = await search(session, principal, agent_id, query, params.limit, vector)
+        return await to_public(session, principal, [h.memory for h in hits], hits), None, False
     stmt = tenancy.memories(principal, agent_id)
     rows, cursor, has_more = await paginate(session, stmt, Memory, params)
-    return list(rows), cursor, has_more
+    return await to_public(session, principal, list(rows)), cursor, has_more
 
 
 async def delete(session: AsyncSession, principal: Principal, memory_id: uuid.UUID) -> None:

@@ -3,23 +3,63 @@
 from __future__ import annotations
 
 import uuid
+from array import array
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    REAL,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
+    String,
     Text,
+    TypeDecorator,
     Uuid,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
 from agentstream.models.base import Base, Timestamped
 
 
+class Vector(TypeDecorator[list[float]]):
+    """An embedding: float32 little-endian bytes on SQLite (sqlite-vec's own format),
+    ``real[]`` on PostgreSQL (``vector`` when pgvector is installed: ``real[]`` is assigned
+    to it by pgvector's cast)."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(REAL()))
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: list[float] | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name == "postgresql":
+            return value
+        return array("f", value).tobytes()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[float] | None:
+        if value is None or dialect.name == "postgresql":
+            return value  # type: ignore[no-any-return]
+        floats = array("f")
+        floats.frombytes(value)
+        return floats.tolist()
+
+
 class Memory(Timestamped, Base):
     __tablename__ = "memories"
-    __table_args__ = (Index("ix_memories_team_agent_user", "team_id", "agent_id", "user_id"),)
+    __table_args__ = (
+        Index("ix_memories_team_agent_user", "team_id", "agent_id", "user_id"),
+        Index("ix_memories_team_created", "team_id", "created_at"),
+        # The background indexer finds what is not embedded with the current model by it.
+        Index("ix_memories_embedding", "embedding_model", "embedding_dims"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     team_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
@@ -37,3 +77,8 @@ class Memory(Timestamped, Base):
     )
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The vector (unit length), the embedding model that made it and its dimensions: vectors
+    # of another model or dimension are never compared. Deferred: lists never load it.
+    embedding: Mapped[list[float] | None] = mapped_column(Vector, default=None, deferred=True)
+    embedding_model: Mapped[str | None] = mapped_column(String(200), default=None)
+    embedding_dims: Mapped[int | None] = mapped_column(Integer, default=None)

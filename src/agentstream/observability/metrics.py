@@ -27,6 +27,7 @@ from prometheus_client import (
 
 RateLimitScope = Literal["chat", "api", "auth", "ws", "other"]
 RunStatus = Literal["complete", "cancelled", "failed", "interrupted"]
+EmbeddingPhase = Literal["query", "index"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -50,6 +51,19 @@ HTTP_REQUESTS = Counter(
     "agentstream_http_requests",
     "HTTP requests by method, route template and status.",
     ["method", "route", "status"],
+)
+EMBEDDING_FAILURES = Counter(
+    "agentstream_embedding_failures",
+    "Embedding calls that failed or timed out (the search fell back to words), by phase.",
+    ["phase"],
+)
+MEMORIES_EMBEDDED = Counter(
+    "agentstream_memories_embedded", "Memories embedded (or re-embedded) by the background job."
+)
+MEMORIES_TO_EMBED = Gauge(
+    "agentstream_memories_to_embed",
+    "Memories not yet embedded with the current embedding model (found by words meanwhile).",
+    multiprocess_mode="max",
 )
 
 _SCOPES: frozenset[str] = frozenset({"chat", "api", "auth", "ws"})
@@ -92,6 +106,17 @@ def rate_limited(scope: str) -> None:
 def http_request(method: str, route: str, status: int) -> None:
     """One HTTP response; ``route`` is the matched path template, never the raw path."""
     HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
+
+
+def embedding_failed(phase: EmbeddingPhase) -> None:
+    """An embedding call failed or timed out (``query``: a search; ``index``: the job)."""
+    EMBEDDING_FAILURES.labels(phase=phase).inc()
+
+
+def memories_embedded(count: int, remaining: int) -> None:
+    """The background job stored ``count`` vectors; ``remaining`` memories still wait."""
+    MEMORIES_EMBEDDED.inc(count)
+    MEMORIES_TO_EMBED.set(remaining)
 
 
 def process_exiting() -> None:
