@@ -18,13 +18,14 @@ from typing import Any
 import asyncpg
 import redis
 
-from bench import bigdata, peers, runs, tracing
+from bench import bigdata, memory, peers, runs, tracing
 from bench import scenarios as sc
 from bench.procs import Server
 from bench.profile import fixed_cpu, profile_requests
 from bench.pydantic_floor import measure
 from bench.report import write_report
 from bench.report_bigdata import bigdata_lines
+from bench.report_memory import memory_section
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("AGENTSTREAM_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -149,6 +150,20 @@ def _run_bigdata(
     if probe is not None:
         _pg(f'DROP DATABASE IF EXISTS "{probe[1]}" WITH (FORCE)')
         bigdata.run("postgres", postgres, profile, results, **sizes)
+def _run_memory(work: Path, endpoint: str | None, results: dict[str, Any], tiny: bool) -> None:
+    """Memory retrieval on SQLite and PostgreSQL (bench/memory.py)."""
+    data = work / f"memory-sqlite-{uuid.uuid4().hex[:6]}"
+    data.mkdir(parents=True, exist_ok=True)
+    databases = {"sqlite": f"sqlite+aiosqlite:///{data / 'bench.db'}"}
+    pg = _postgres_and_redis()
+    if pg is not None:
+        databases["postgres"] = pg[0]
+    try:
+        _log("[memory] retrieval, words only and hybrid")
+        results["memory"] = memory.run(databases, work, endpoint, tiny=tiny)
+    finally:
+        if pg is not None:
+            _pg(f'DROP DATABASE IF EXISTS "{pg[1]}" WITH (FORCE)')
 
 
 def _profile(work: Path, results: dict[str, Any]) -> None:
@@ -228,6 +243,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         choices=("all", "peers", "profile", "bigdata", "tracing"),
+        choices=("all", "peers", "profile", "memory"),
         default="all",
         help="run one part (its sections only; for trying a change)",
     )
@@ -246,6 +262,14 @@ def main() -> None:
         _run_bigdata({}, work, profile, results)
     if args.only == "tracing":
         tracing.run({}, work, profile, results)
+    if args.only == "memory":
+        upstream = Server("upstream", [sys.executable, "-m", "bench.upstream", "--port", "{port}"])
+        upstream.start("/_closes")
+        try:
+            _run_memory(work, upstream.url + "/v1", results, args.tiny)
+        finally:
+            upstream.stop()
+        print(memory_section(results))
     if args.only != "all":
         results["runtime_s"] = time.monotonic() - started
         (work / f"results-{args.only}.json").write_text(json.dumps(results, indent=2))
@@ -309,6 +333,7 @@ def main() -> None:
                 _run_runs(pg_env, profile, results)
             finally:
                 _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _run_memory(work, upstream.url + "/v1", results, args.tiny)
     finally:
         upstream.stop()
 

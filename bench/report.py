@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report_bigdata import bigdata_lines, bigdata_section, bigdata_table
+from bench.report_memory import memory_section
 from bench.report_peers import peers_goals, peers_section, peers_table
 from bench.report_runs import runs_goals, runs_section, runs_table
 from bench.report_tracing import tracing_goals, tracing_section
@@ -226,6 +227,7 @@ Run `make bench` for the quick profile, `make bench-full` for the full one
 {table}
 
 {runs_section(runs)}{bigdata_section(results)}{tracing}
+{memory_section(results)}
 ## Goals
 
 {chr(10).join(goals) or "- (no goal could be evaluated)"}

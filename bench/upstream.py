@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import time
+from array import array
 from collections.abc import AsyncIterator
 
 import uvicorn
@@ -17,6 +19,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
+
+from agentstream.memory.demo import demo_vector
 
 CLOSES: list[float] = []
 
@@ -46,6 +50,22 @@ async def completions(request: Request) -> StreamingResponse:
     return StreamingResponse(stream(), media_type="text/event-stream")
 
 
+async def embeddings(request: Request) -> JSONResponse:
+    """OpenAI-compatible embeddings: the demo embedder's vectors (``bench/memory.py``)."""
+    body = await request.json()
+    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    data = []
+    for index, text in enumerate(inputs):
+        vector = demo_vector(str(text))
+        if body.get("encoding_format") == "base64":
+            value: object = base64.b64encode(array("f", vector).tobytes()).decode()
+        else:
+            value = vector
+        data.append({"object": "embedding", "index": index, "embedding": value})
+    usage = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
+    return JSONResponse({"object": "list", "model": body["model"], "data": data, "usage": usage})
+
+
 async def closes(_: Request) -> JSONResponse:
     return JSONResponse(CLOSES)
 
@@ -53,6 +73,7 @@ async def closes(_: Request) -> JSONResponse:
 app = Starlette(
     routes=[
         Route("/v1/chat/completions", completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/_closes", closes),
     ]
 )

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from agentstream.memory.embedder import DEMO_DIMENSIONS, DemoEmbeddingModel, demo_vector
+from agentstream.memory.demo import DEMO_DIMENSIONS, demo_vector
+from agentstream.memory.embedder import DemoEmbeddingModel
 from agentstream.memory.ranking import RRF_K, rrf
 
 

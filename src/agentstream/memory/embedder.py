@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import re
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,37 +27,13 @@ from pydantic_ai.embeddings.result import EmbedInputType
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.usage import RequestUsage
 
-from agentstream.memory.search import STOP_WORDS
+from agentstream.memory.demo import DEMO_DIMENSIONS, demo_vector, normalise
 from agentstream.observability import metrics
 from agentstream.settings import Settings
 
 log = logging.getLogger("agentstream.memory")
 
 DEMO_EMBEDDING_MODEL = "demo"
-DEMO_DIMENSIONS = 256
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def demo_vector(text: str, dimensions: int = DEMO_DIMENSIONS) -> list[float]:
-    """Hashed character trigrams of each word (with its boundaries) plus the word itself,
-    signed by a second hash bit, normalised: "Amsterdam" and "Amsterdm" share most trigrams,
-    "cats" and "cat" too. Deterministic across processes (CRC-32, not ``hash``)."""
-    vector = [0.0] * dimensions
-    for word in _WORD.findall(text.lower()):
-        if word in STOP_WORDS:
-            continue
-        padded = f"<{word}>"
-        features = [padded] + [padded[i : i + 3] for i in range(len(padded) - 2)]
-        for feature in features:
-            code = zlib.crc32(feature.encode())
-            vector[code % dimensions] += 1.0 if code & 0x80000000 else -1.0
-    return normalise(vector)
-
-
-def normalise(vector: Sequence[float]) -> list[float]:
-    """``vector`` scaled to unit length (a zero vector stays zero)."""
-    norm = math.sqrt(sum(v * v for v in vector))
-    return [v / norm for v in vector] if norm else [0.0] * len(vector)
 
 
 class DemoEmbeddingModel(EmbeddingModel):
@@ -99,7 +72,7 @@ class DemoEmbeddingModel(EmbeddingModel):
 def build_embedding_model(settings: Settings) -> EmbeddingModel:
     """The configured model; ``openai:`` goes to ``OPENAI_BASE_URL`` as chat models do."""
     name = settings.embedding_model
-    if name == DEMO_EMBEDDING_MODEL:
+    if name in (DEMO_EMBEDDING_MODEL, "none"):  # "none": never called (memory/semantic.py)
         return DemoEmbeddingModel()
     provider, _, model = name.partition(":")
     if provider == "openai":

@@ -62,6 +62,7 @@ class MemoryIndexer:
     """Owns the embedding task; ``wake`` after storing memories to embed them at once."""
 
     def __init__(self, sessions: SessionMaker, embedder: MemoryEmbedder, settings: Settings):
+        self.pgvector = False  # set by SemanticMemory once the backend is known
         self._sessions = sessions
         self._embedder = embedder
         self._batch = settings.embedding_batch
@@ -141,7 +142,7 @@ class MemoryIndexer:
             return False
         self._embedder.succeeded()
         async with transaction(self._sessions) as session:
-            await _store(session, model, [r.id for r in rows], vectors)
+            await _store(session, model, [r.id for r in rows], vectors, self.pgvector)
         self._progress(model, len(rows))
         return len(rows) == self._batch
 
@@ -167,13 +168,17 @@ class MemoryIndexer:
 
 
 async def _store(
-    session: AsyncSession, model: str, ids: list[uuid.UUID], vectors: list[list[float]]
+    session: AsyncSession,
+    model: str,
+    ids: list[uuid.UUID],
+    vectors: list[list[float]],
+    pgvector: bool,
 ) -> None:
     """Write a batch's vectors with their model and dimension (one statement, many rows)."""
     table = typing.cast("Table", Memory.__table__)  # Core: no ORM bookkeeping for a batch
     value: ColumnElement[Any]
-    if session.get_bind().dialect.name == "postgresql":
-        # As real[]; with pgvector the column's assignment cast turns it into a vector.
+    if pgvector:
+        # As real[]: pgvector's assignment cast turns it into a vector.
         value = cast(bindparam("vector", type_=ARRAY(REAL())), ARRAY(REAL()))
     else:
         value = bindparam("vector", type_=Vector())

@@ -16,6 +16,8 @@ from agentstream.settings import Settings
 
 log = logging.getLogger("agentstream.memory")
 
+NO_EMBEDDINGS = "none"
+
 
 class SemanticMemory:
     """Built by the app's lifespan; ``vector_search`` is a search's meaning half."""
@@ -27,6 +29,8 @@ class SemanticMemory:
         sessions: SessionMaker,
         model: EmbeddingModel | None = None,
     ) -> None:
+        # "none": words only, no embedding at all (the indexer does not run either).
+        self.enabled = settings.embedding_model != NO_EMBEDDINGS or model is not None
         self.embedder = MemoryEmbedder(settings, model)
         self.indexer = MemoryIndexer(sessions, self.embedder, settings)
         self._engine = engine
@@ -36,8 +40,10 @@ class SemanticMemory:
 
     async def start(self) -> None:
         """Detect the vector backend and start the indexer."""
-        await self._detect()
-        self.indexer.start()
+        if self.enabled:
+            await self._detect()
+            self.indexer.pgvector = self._backend == "pgvector"
+            self.indexer.start()
 
     async def _detect(self) -> vectors.Backend | None:
         if self._backend is None:
@@ -51,6 +57,8 @@ class SemanticMemory:
     async def vector_search(self, text: str) -> VectorSearch | None:
         """The query's vector and how to compare it, or ``None``: search by words alone (the
         model failed, is slow, or failed a moment ago). Call it holding no transaction."""
+        if not self.enabled:
+            return None
         backend = await self._detect()
         if backend is None:
             return None

@@ -7,9 +7,9 @@ Three backends, detected once at start (``detect``):
 - ``pgvector``: PostgreSQL whose ``embedding`` column is pgvector's ``vector`` (migration 0004
   creates it when the extension is installed): distance in the database over the caller's
   rows. Not exercised by the test suite on machines without pgvector.
-- ``scan``: PostgreSQL with ``real[]`` (or SQLite without the extension): the caller's newest
-  ``memory_vector_scan`` vectors are read and scored in process with numpy. Older memories
-  are still found by words.
+- ``scan``: PostgreSQL without pgvector (a ``bytea`` column), or SQLite without the
+  extension: the caller's newest ``memory_vector_scan`` vectors are read as bytes and scored
+  in process with numpy. Older memories are still found by words.
 
 Every backend compares only vectors of the query's model and dimensions, and only rows the
 visibility rule (``tenancy.memory_visibility``) admits: the tenancy rule first, then rank.
@@ -27,6 +27,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Float,
+    LargeBinary,
     Select,
     bindparam,
     cast,
@@ -34,6 +35,7 @@ from sqlalchemy import (
     literal,
     select,
     text,
+    type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -141,9 +143,10 @@ async def _scan(
     scan: int,
     min_similarity: float,
 ) -> list[tuple[Memory, float]]:
+    raw = type_coerce(Memory.embedding, LargeBinary).label("raw")  # bytes, not floats
     rows = (
         await session.execute(
-            select(Memory.id, Memory.embedding)
+            select(Memory.id, raw)
             .where(*_comparable(visible, query))
             .order_by(Memory.created_at.desc())
             .limit(scan)
@@ -151,7 +154,8 @@ async def _scan(
     ).all()
     if not rows:
         return []
-    matrix = np.asarray([row.embedding for row in rows], dtype=np.float32)
+    matrix = np.frombuffer(b"".join(row.raw for row in rows), dtype="<f4")
+    matrix = matrix.reshape(len(rows), query.dimensions)
     scores = matrix @ np.asarray(query.values, dtype=np.float32)
     best = np.argsort(-scores)[:limit]
     picked = {rows[i].id: float(scores[i]) for i in best if scores[i] >= min_similarity}

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    REAL,
     ForeignKey,
     Index,
     Integer,
@@ -18,35 +17,29 @@ from sqlalchemy import (
     TypeDecorator,
     Uuid,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.types import TypeEngine
 
 from agentstream.models.base import Base, Timestamped
 
 
 class Vector(TypeDecorator[list[float]]):
-    """An embedding: float32 little-endian bytes on SQLite (sqlite-vec's own format),
-    ``real[]`` on PostgreSQL (``vector`` when pgvector is installed: ``real[]`` is assigned
-    to it by pgvector's cast)."""
+    """An embedding as float32 little-endian bytes (sqlite-vec's own format; ``bytea`` on
+    PostgreSQL, where pgvector's ``vector`` column, when present, is written through a cast
+    and never read back). Not ``real[]``: asyncpg decodes a ``real[]`` into Python floats, ~16 µs
+    of the worker's CPU per 256-dimension vector against under 1 µs for the bytes."""
 
     impl = LargeBinary
     cache_ok = True
 
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(ARRAY(REAL()))
-        return dialect.type_descriptor(LargeBinary())
-
     def process_bind_param(self, value: list[float] | None, dialect: Dialect) -> Any:
-        if value is None or dialect.name == "postgresql":
+        if value is None:
             return value
         return array("f", value).tobytes()
 
     def process_result_value(self, value: Any, dialect: Dialect) -> list[float] | None:
-        if value is None or dialect.name == "postgresql":
-            return value  # type: ignore[no-any-return]
+        if value is None:
+            return value
         floats = array("f")
         floats.frombytes(value)
         return floats.tolist()

@@ -1,7 +1,8 @@
 """memory embeddings: vector, model and dimensions per memory
 
 PostgreSQL: the column is pgvector's ``vector`` when that extension is installed (or can be
-installed here), else ``real[]``; the server detects which at start (``memory/vectors.py``).
+installed here), else ``bytea`` (float32, as on SQLite; see ``models.memory.Vector``); the
+server detects which at start (``memory/vectors.py``).
 
 Revision ID: 0004
 Revises: 0003
@@ -9,11 +10,9 @@ Create Date: 2026-12-03 15:00:00
 """
 
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -35,14 +34,10 @@ def _pgvector() -> bool:
 
 
 def upgrade() -> None:
-    dialect = op.get_bind().dialect.name
-    pgvector = dialect == "postgresql" and _pgvector()
+    pgvector = op.get_bind().dialect.name == "postgresql" and _pgvector()
     with op.batch_alter_table("memories", schema=None) as batch_op:
         if not pgvector:
-            vector: sa.types.TypeEngine[Any] = sa.LargeBinary()
-            if dialect == "postgresql":
-                vector = postgresql.ARRAY(sa.REAL())
-            batch_op.add_column(sa.Column("embedding", vector, nullable=True))
+            batch_op.add_column(sa.Column("embedding", sa.LargeBinary(), nullable=True))
         batch_op.add_column(sa.Column("embedding_model", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("embedding_dims", sa.Integer(), nullable=True))
         batch_op.create_index("ix_memories_team_created", ["team_id", "created_at"], unique=False)
