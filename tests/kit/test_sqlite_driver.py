@@ -5,7 +5,6 @@ thread, so the loop never blocks on it."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentstream.db import create_engine
+from agentstream.kit.sqlite_driver import sqlite_module
 
 
 @pytest.fixture
@@ -94,7 +94,9 @@ async def test_a_begin_that_finds_the_write_lock_taken_waits_off_the_loop(
 ) -> None:
     async with engine.connect() as warm:  # the pooled connection exists before the wait
         await warm.execute(text("SELECT 1"))
-    other = sqlite3.connect(path, isolation_level=None)  # another process, say
+    # Another process, say; through the driver's SQLite library: two copies of SQLite in one
+    # process do not see each other's locks.
+    other = sqlite_module().connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:
         hand_offs.reset()
@@ -123,7 +125,7 @@ async def test_a_lock_not_released_within_the_timeout_is_an_operational_error(
     path: Path,
 ) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{path}", timeout_s=0.05)
-    other = sqlite3.connect(path, isolation_level=None)
+    other = sqlite_module().connect(path, isolation_level=None)
     try:
         async with engine.begin() as conn:
             await conn.execute(text("CREATE TABLE u (n INTEGER)"))

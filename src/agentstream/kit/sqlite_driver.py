@@ -14,7 +14,10 @@ Connect, close and server-side cursors are SQLAlchemy's own.
 
 The SQLite library is ``pysqlite3`` when installed (a build that can load extensions, such as
 sqlite-vec; pyenv's and python.org's builds of the standard module cannot), else the standard
-``sqlite3``. Extensions given to ``dbapi`` are loaded into every new connection.
+``sqlite3``. Extensions given to ``dbapi`` are loaded into every new connection. Anything
+else in the process that opens the database must use ``sqlite_module()`` too: two copies of
+the SQLite library in one process do not see each other's file locks (POSIX locks are per
+process), so their writers could run at once.
 
 Passed to ``create_async_engine(module=...)`` for ``sqlite+aiosqlite`` URLs.
 """
