@@ -4,8 +4,8 @@ PostgreSQL: the column is pgvector's ``vector`` when that extension is installed
 installed here), else ``bytea`` (float32, as on SQLite; see ``models.memory.Vector``); the
 server detects which at start (``memory/vectors.py``).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-03 15:00:00
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
