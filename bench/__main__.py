@@ -242,8 +242,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="minimal sizes, to try the harness")
     parser.add_argument(
         "--only",
-        choices=("all", "peers", "profile", "bigdata", "tracing"),
-        choices=("all", "peers", "profile", "memory"),
+        choices=("all", "peers", "profile", "bigdata", "tracing", "memory"),
         default="all",
         help="run one part (its sections only; for trying a change)",
     )
