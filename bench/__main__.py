@@ -150,6 +150,8 @@ def _run_bigdata(
     if probe is not None:
         _pg(f'DROP DATABASE IF EXISTS "{probe[1]}" WITH (FORCE)')
         bigdata.run("postgres", postgres, profile, results, **sizes)
+
+
 def _run_memory(work: Path, endpoint: str | None, results: dict[str, Any], tiny: bool) -> None:
     """Memory retrieval on SQLite and PostgreSQL (bench/memory.py)."""
     data = work / f"memory-sqlite-{uuid.uuid4().hex[:6]}"

@@ -17,8 +17,8 @@ from agentstream.kit.cache import Caches
 from agentstream.kit.redis import RedisGuard
 from agentstream.llm.registry import ModelRegistry
 from agentstream.memory.extraction import MemoryExtractor
-from agentstream.observability.tracing import Tracing
 from agentstream.memory.semantic import SemanticMemory
+from agentstream.observability.tracing import Tracing
 from agentstream.ratelimit.limiter import RateLimiter
 from agentstream.runs.coordinator import Coordinator
 from agentstream.runs.registry import RunRegistry
