@@ -14,7 +14,7 @@ async def test_create_get_list_agent(client: httpx.AsyncClient) -> None:
     )
     assert created["slug"] == "writer"
     assert created["status"] == "active"
-    assert created["settings"] == {"temperature": 0.2, "max_tokens": None}
+    assert created["settings"] == {"temperature": 0.2, "max_tokens": None, "multitask": None}
     got = await client.get("/v1/agents/writer", headers=owner.headers)
     assert got.status_code == 200
     assert got.json() == created
@@ -135,3 +135,28 @@ async def test_known_providers_accepted_without_api_keys(client: httpx.AsyncClie
     for i, model in enumerate(["openai:gpt-4o-mini", "openai-responses:gpt-5", "anthropic:c"]):
         agent = await create_agent(client, owner, f"a{i}", model=model)
         assert agent["model"] == model
+
+
+async def test_multitask_setting_is_validated_on_create_and_patch(
+    client: httpx.AsyncClient,
+) -> None:
+    owner = await register(client)
+    bad = await client.post(
+        "/v1/agents",
+        json={"slug": "q", "name": "Q", "model": "demo", "settings": {"multitask": "later"}},
+        headers=owner.headers,
+    )
+    assert (bad.status_code, bad.json()["error"]) == (422, "validation_error")
+    assert "multitask" in bad.text
+    created = await create_agent(client, owner, "q", settings={"multitask": "enqueue"})
+    assert created["settings"]["multitask"] == "enqueue"
+    patched = await client.patch(
+        "/v1/agents/q", json={"settings": {"multitask": "interrupt"}}, headers=owner.headers
+    )
+    assert patched.json()["settings"]["multitask"] == "interrupt"
+    refused = await client.patch(
+        "/v1/agents/q", json={"settings": {"multitask": "queue"}}, headers=owner.headers
+    )
+    assert (refused.status_code, refused.json()["error"]) == (422, "validation_error")
+    kept = await client.get("/v1/agents/q", headers=owner.headers)
+    assert kept.json()["settings"]["multitask"] == "interrupt"

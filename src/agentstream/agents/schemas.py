@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
+from agentstream.chat.schemas import Multitask
 from agentstream.kit.schemas import Input, Output
 from agentstream.llm.registry import MODEL_PATTERN, validate_model_string
 from agentstream.models import AgentStatus
@@ -25,6 +26,9 @@ SkillName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 class AgentSettings(Input):
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1, le=200_000)
+    # What a message to a busy conversation does when the request does not say (default
+    # ``"reject"``).
+    multitask: Multitask | None = None
 
 
 class AgentCreate(Input):

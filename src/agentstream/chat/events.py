@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, cast, get_args
 
 from pydantic import BaseModel, Field
 
+from agentstream.kit.errors import AppError
 from agentstream.models import MessageStatus
 
 ErrorCode = Literal[
@@ -26,6 +27,7 @@ ErrorCode = Literal[
     "run_not_found",
     "too_many_runs",
     "run_events_expired",
+    "conversation_busy",
 ]
 
 
@@ -100,11 +102,23 @@ class Done(Event):
     content: str | None = None
 
 
+class Queued(Event):
+    """A turn that waits for its conversation's run to end (``multitask: "enqueue"``).
+
+    Its ``run_id`` is the run it waits for, not its own: the event after it names the run.
+    """
+
+    type: Literal["queued"] = "queued"
+    run_id: uuid.UUID
+
+
 class Error(Event):
     type: Literal["error"] = "error"
     content: str
     error_code: ErrorCode
     message_id: uuid.UUID | None = None
+    # ``conversation_busy``: what the conversation is busy with (``run_id`` or these).
+    approval_ids: list[uuid.UUID] | None = None
 
 
 class AuthOk(Event):
@@ -118,11 +132,11 @@ class Pong(Event):
 
 
 ChatEvent = Annotated[
-    MemoryContext | Typing | TextDelta | ToolCall | ToolResult | UsageEvent | Done | Error,
+    MemoryContext | Queued | Typing | TextDelta | ToolCall | ToolResult | UsageEvent | Done | Error,
     Field(discriminator="type"),
 ]
 TERMINAL_TYPES = frozenset({"done", "error"})
-BASIC_TYPES = frozenset({"text_delta", "usage", "done", "error"})
+BASIC_TYPES = frozenset({"queued", "text_delta", "usage", "done", "error"})
 """What the basic SSE endpoint shows of a run."""
 
 # Domain error codes a client may see as-is in an ``error`` event; anything else is internal.
@@ -136,3 +150,15 @@ def error_code(code: str) -> ErrorCode:
     transport)."""
     code = _STREAM_CODES.get(code, code)
     return cast("ErrorCode", code if code in _CLIENT_CODES else "internal_error")
+
+
+def app_error(exc: AppError) -> Error:
+    """The ``error`` event of a domain error raised before any run started (a WebSocket frame's
+    answer); what a busy conversation is busy with comes along from ``details``."""
+    details = exc.details or {}
+    return Error(
+        content=exc.message,
+        error_code=error_code(exc.code),
+        run_id=details.get("run_id"),
+        approval_ids=details.get("approval_ids"),
+    )

@@ -32,12 +32,14 @@ from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tool_manager import ToolManager
 from pydantic_ai.usage import RunUsage
+from sqlalchemy.exc import IntegrityError
 
 from agentstream.agents.service import ChatAgent, allowed_skills, chat_agent
 from agentstream.auth.service import Principal
 from agentstream.chat import events as ev
 from agentstream.chat.deps import ChatDeps
 from agentstream.chat.history import rebuild_history
+from agentstream.chat.multitask import TurnGate, Waiting, multitask_of, take_turn
 from agentstream.chat.prompt import build_instructions
 from agentstream.chat.schemas import ChatRequest
 from agentstream.chat.translate import Reply, Translator
@@ -46,7 +48,7 @@ from agentstream.db import transaction
 from agentstream.kit.errors import AgentInactive
 from agentstream.kit.priority import setup_first
 from agentstream.memory.extraction import Turn
-from agentstream.memory.service import retrieve
+from agentstream.memory.service import VectorSearch, retrieve
 from agentstream.models import AgentStatus, MessageStatus
 from agentstream.observability import metrics
 from agentstream.observability.tracing import RunSpan
@@ -77,6 +79,7 @@ class PreparedRun:
     memory_count: int
     on_disconnect: str
     trace: RunSpan | None = None  # the run's span, when tracing is on
+    waiting: Waiting | None = None  # stored ``queued``: starts when the conversation is free
 
 
 def _active(agent: ChatAgent) -> ChatAgent:
@@ -94,6 +97,11 @@ def _model_settings(agent: ChatAgent) -> ModelSettings:
     return settings
 
 
+# A turn whose rows lose a race to another worker's (the conversation's one running run, or a
+# UI client id's first use) is prepared again, and then sees the winner.
+_PREPARE_ATTEMPTS = 3
+
+
 async def prepare(
     state: AppState,
     principal: Principal,
@@ -107,8 +115,26 @@ async def prepare(
         # Before the transaction: no lock is held while the embedding model answers (at
         # most AGENTSTREAM_EMBEDDING_TIMEOUT_S; a caller known to have no memories skips it).
         vector = await state.memory.vector_search(request.message)
+    for attempt in range(1, _PREPARE_ATTEMPTS + 1):
+        try:
+            return await _prepare_once(state, principal, slug, request, trace, vector)
+        except IntegrityError:
+            if attempt == _PREPARE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _prepare_once(
+    state: AppState,
+    principal: Principal,
+    slug: str,
+    request: ChatRequest,
+    trace: RunSpan | None,
+    vector: VectorSearch | None,
+) -> PreparedRun:
     async with transaction(state.sessions) as session:
         agent = _active(await chat_agent(session, state.caches, principal, slug))
+        gate = TurnGate(principal, multitask_of(request.multitask, agent.settings.get("multitask")))
         identity, previous = await start_turn(
             session,
             principal,
@@ -118,6 +144,7 @@ async def prepare(
             state.worker_id,
             client_id=request.client_id,
             trace_id=trace.trace_id if trace else None,
+            admit=gate.admit,
         )
         memories = await retrieve(
             session,
@@ -145,6 +172,7 @@ async def prepare(
         memory_count=len(memories),
         on_disconnect=request.on_disconnect,
         trace=trace,
+        waiting=gate.waiting,
     )
 
 
@@ -282,6 +310,27 @@ def _terminal(identity: RunIdentity, status: MessageStatus, usage: ev.Usage) -> 
     return [ev.UsageEvent(usage=usage), done] if status is MessageStatus.complete else [done]
 
 
+async def _phases(
+    state: AppState, run: PreparedRun, reply: Reply, control: RunControl
+) -> AsyncIterator[ev.ChatEvent | MessageStatus]:
+    """A run's events up to its terminal ones, then the status its reply ends with: a queued
+    turn's wait for its conversation first, then memory_context, typing and the model's."""
+    if run.waiting is not None:
+        if not run.waiting.interrupt:
+            ahead = run.waiting.ahead.last
+            yield ev.Queued(run_id=ahead, conversation_id=run.identity.conversation_id)
+        turn = await take_turn(state, run.identity, run.waiting, control)
+        if isinstance(turn, MessageStatus):
+            yield turn  # cancelled (or the server stopped) before it started
+            return
+        run = replace(run, history=rebuild_history(turn))
+    yield ev.MemoryContext(memory_count=run.memory_count)
+    yield ev.Typing()
+    state.writer.track(run.identity.run_id, reply)
+    async for item in _model_phase(state, run, reply, control):
+        yield item
+
+
 async def execute(
     state: AppState, run: PreparedRun, control: RunControl
 ) -> AsyncIterator[ev.ChatEvent]:
@@ -289,11 +338,8 @@ async def execute(
     identity = run.identity
     reply = Reply()
     started = time.perf_counter()
-    yield ev.MemoryContext(memory_count=run.memory_count)
-    yield ev.Typing()
-    state.writer.track(identity.run_id, reply)
-    status, produced = MessageStatus.failed, 2
-    async for item in _model_phase(state, run, reply, control):
+    status, produced = MessageStatus.failed, 0
+    async for item in _phases(state, run, reply, control):
         if isinstance(item, MessageStatus):
             status = item
         else:

@@ -57,6 +57,9 @@ def check_context(context: dict[str, Any] | None) -> dict[str, Any] | None:
     return context
 
 
+# What a new message does to a conversation that is still busy (docs/protocol.md, "Busy
+# conversations"); a request without one follows its agent's ``settings.multitask``.
+Multitask = Literal["reject", "interrupt", "enqueue"]
 ChatContext = Annotated[dict[str, Any] | None, AfterValidator(check_context)]
 MAX_CLIENT_ID_CHARS = 200  # Conversation.client_id's column size
 
@@ -66,6 +69,7 @@ class ChatRequest(Input):
     conversation_id: uuid.UUID | None = None
     context: ChatContext = None
     on_disconnect: Literal["continue", "cancel"] = "continue"
+    multitask: Multitask | None = None
     # A UI client's chat/thread id (standard client protocols): names the conversation when
     # ``conversation_id`` is not given; see ``conversations.turns.start_turn``.
     client_id: str | None = Field(default=None, min_length=1, max_length=MAX_CLIENT_ID_CHARS)

@@ -9,7 +9,7 @@ are written in one transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agentstream import tenancy
 from agentstream.kit.errors import NotFound
 from agentstream.models import (
+    LIVE_RUN_STATUSES,
     Conversation,
     Message,
     MessageRole,
@@ -131,6 +132,11 @@ async def conversation_named(
     return found
 
 
+# Decides, once the conversation is known to be the caller's, how a continued conversation's
+# new run starts (``running``, or ``queued`` behind a busy one), or refuses the turn by raising.
+Admit = Callable[[AsyncSession, uuid.UUID], Awaitable[RunStatus]]
+
+
 # A turn's rows are written with these, built once, on the session's connection: Core, not the
 # ORM's unit of work (nothing is loaded, kept or flushed).
 _INSERT_CONVERSATION = insert(Conversation)
@@ -147,21 +153,25 @@ async def start_turn(
     worker_id: str,
     client_id: str | None = None,
     trace_id: str | None = None,
+    admit: Admit | None = None,
 ) -> tuple[RunIdentity, Sequence[Message]]:
     """Load (or create) the caller's conversation with ``agent`` and write the new turn's rows
     (user message, assistant placeholder, and the run, owned by ``worker_id``, in the trace
     ``trace_id`` when tracing is on).
 
     Without ``conversation_id``, a UI client's ``client_id`` names the conversation: continued
-    when found, else created with it. Returns the run's identity and the conversation's earlier
-    messages.
+    when found, else created with it. ``admit`` gives a continued conversation's run its status
+    (chat/multitask.py). Returns the run's identity and the conversation's earlier messages.
     """
     previous: Sequence[Message] = []
     if conversation_id is None and client_id is not None:
         conversation_id = await conversation_named(session, caller, agent, client_id)
     connection = await session.connection()
+    status = RunStatus.running
     if conversation_id is not None:
         previous = await _continued(session, caller, agent, conversation_id)
+        if admit is not None:
+            status = await admit(session, conversation_id)
     else:
         conversation_id = uuid.uuid4()
         await connection.execute(
@@ -212,6 +222,7 @@ async def start_turn(
             "conversation_id": conversation_id,
             "worker_id": worker_id,
             "trace_id": trace_id,
+            "status": status,
         },
     )
     identity = RunIdentity(
@@ -295,10 +306,11 @@ async def finish_turn(session: AsyncSession, run: RunIdentity, outcome: TurnOutc
 async def running_runs(
     session: AsyncSession, *, exclude_worker: str
 ) -> list[tuple[uuid.UUID, str]]:
-    """``(run id, worker id)`` of every run still marked running by another worker."""
+    """``(run id, worker id)`` of every run another worker holds (running, or queued for its
+    conversation's turn)."""
     rows = await session.execute(
         select(RunRecord.id, RunRecord.worker_id).where(
-            RunRecord.status == RunStatus.running, RunRecord.worker_id != exclude_worker
+            RunRecord.status.in_(LIVE_RUN_STATUSES), RunRecord.worker_id != exclude_worker
         )
     )
     return [(run_id, worker) for run_id, worker in rows]
@@ -312,7 +324,7 @@ async def interrupt_run(
     """
     claimed: uuid.UUID | None = await session.scalar(
         update(RunRecord)
-        .where(RunRecord.id == run_id, RunRecord.status == RunStatus.running)
+        .where(RunRecord.id == run_id, RunRecord.status.in_(LIVE_RUN_STATUSES))
         .values(status=RunStatus.interrupted, finished_at=utcnow(), last_seq=last_seq)
         .returning(RunRecord.conversation_id)
     )

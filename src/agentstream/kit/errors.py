@@ -93,3 +93,15 @@ class RunEventsExpired(AppError):
     status_code = 410
     code = "run_events_expired"
     default_message = "This run's events are no longer kept; its message is stored."
+
+
+class ConversationBusy(AppError):
+    """A new turn for a conversation that is still busy, under ``multitask: "reject"``.
+
+    ``details`` names what it is busy with: ``{run_id}`` of the run in the way (or, for a paused
+    turn, ``{approval_ids}``), so a client can follow, cancel or decide it.
+    """
+
+    status_code = 409
+    code = "conversation_busy"
+    default_message = "This conversation is still answering a message."

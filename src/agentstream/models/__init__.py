@@ -4,6 +4,7 @@ registers every table on ``Base.metadata`` (migrations and tests rely on that)."
 from agentstream.models.accounts import ApiKey, Membership, RefreshToken, Team, User
 from agentstream.models.agents import Agent
 from agentstream.models.base import (
+    LIVE_RUN_STATUSES,
     AgentStatus,
     Base,
     MessageRole,
@@ -19,6 +20,7 @@ from agentstream.models.memory import Memory
 from agentstream.models.usage import UsageDaily, UsageLog
 
 __all__ = [
+    "LIVE_RUN_STATUSES",
     "Agent",
     "AgentStatus",
     "ApiKey",

@@ -95,13 +95,23 @@ class MessageStatus(enum.StrEnum):
 
 
 class RunStatus(enum.StrEnum):
-    """Where a run is: still streaming, or the status its reply was stored with."""
+    """Where a run is: waiting for its conversation's turn, streaming, or the status its reply
+    was stored with."""
 
+    queued = "queued"
     running = "running"
     complete = "complete"
     cancelled = "cancelled"
     failed = "failed"
     interrupted = "interrupted"
+
+    @property
+    def live(self) -> bool:
+        """Whether the run has not ended: waiting for its turn or streaming."""
+        return self in LIVE_RUN_STATUSES
+
+
+LIVE_RUN_STATUSES = (RunStatus.queued, RunStatus.running)
 
 
 def enum_type(cls: type[enum.Enum]) -> Enum:

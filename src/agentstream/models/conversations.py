@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -74,6 +75,15 @@ class RunRecord(Timestamped, Base):
     __table_args__ = (
         Index("ix_runs_conversation_status", "conversation_id", "status"),
         Index("ix_runs_status_worker", "status", "worker_id"),
+        # A conversation runs one turn at a time, whichever worker starts it: a second run
+        # row claiming ``running`` fails to insert (chat/multitask.py, docs/architecture.md).
+        Index(
+            "ux_runs_conversation_running",
+            "conversation_id",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(

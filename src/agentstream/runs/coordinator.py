@@ -25,7 +25,6 @@ from agentstream.conversations.turns import Draft, interrupt_run, running_runs
 from agentstream.db import SessionMaker, is_unreachable, transaction
 from agentstream.kit.errors import RunEventsExpired, Unavailable
 from agentstream.kit.redis import RedisGuard, RedisUnavailable
-from agentstream.models import RunStatus
 from agentstream.runs import redis as shared
 from agentstream.runs.redis import RedisActiveRuns
 from agentstream.runs.registry import Batches, Readable, RunRegistry, shaped
@@ -125,14 +124,14 @@ class Coordinator:
         local = self._registry.get(run.id)
         if local is not None:
             return local.last_seq
-        if run.status is RunStatus.running and self._guard is not None:
+        if run.status.live and self._guard is not None:
             with contextlib.suppress(RedisUnavailable):
                 return (await shared.stream_state(self._guard, run.id))[0]
         return run.last_seq
 
     async def cancel(self, run: RunPublic) -> None:
         """Stop the run wherever it runs (a no-op once it finished)."""
-        if run.status is RunStatus.running:
+        if run.status.live:
             await self.stop(run.id)
 
     async def stop(self, run_id: uuid.UUID) -> None:
@@ -158,9 +157,27 @@ class Coordinator:
             exists = await self._guard.run(lambda r: r.exists(shared.stream_key(run.id)))
         except RedisUnavailable as exc:
             raise Unavailable("Resuming needs Redis, which is unavailable; retry.") from exc
-        if not exists and run.status is not RunStatus.running:
+        if not exists and not run.status.live:
             raise RunEventsExpired()
         return RemoteRun(run.id, run.conversation_id, self._blocking)
+
+    async def wait_ended(self, run_id: uuid.UUID, timeout_s: float) -> bool:
+        """Whether the run published its terminal event (wherever it runs) within ``timeout_s``;
+        what is stored is the truth either way, and the caller looks there."""
+        local = self._registry.get(run_id)
+        if local is not None:
+            # ``wait`` rather than ``await``: our being cancelled must not cancel that run.
+            done, _ = await asyncio.wait([local.task], timeout=timeout_s)
+            return bool(done)
+        if self._blocking is None:
+            await asyncio.sleep(timeout_s)  # not ours, and no shared log: look again later
+            return False
+        async for batch in shared.follow(self._blocking, run_id, 0, timeout_s):
+            if not batch:
+                return False
+            if batch[-1].type in ev.TERMINAL_TYPES:
+                return True
+        return False
 
     # ------------------------------------------------------------------ background work
     async def _every(self, interval_s: float, work: Callable[[], Awaitable[None]]) -> None:

@@ -32,8 +32,9 @@ log = logging.getLogger("agentstream.runs")
 class RunControl:
     """Shared between a run and whoever may stop it.
 
-    Only the model phase is interruptible: a cancel that arrives before it starts is
-    honoured when it would, and one that arrives while the result is being stored waits.
+    Only the model phase (and a queued turn's wait for its conversation) is interruptible,
+    while ``in_model`` is set: a cancel that arrives before it starts is honoured when it
+    would, and one that arrives while the result is being stored waits.
     """
 
     cancel_status: MessageStatus = MessageStatus.cancelled
@@ -81,13 +82,17 @@ async def shaped(
     types: frozenset[str] | None,
 ) -> Batches:
     """What one subscriber sees of a run's batches: only ``types`` (when given), and its
-    first event stamped with the run and conversation ids. Empty batches (keep-alives) pass."""
+    first event stamped with the run and conversation ids (after ``queued``, whose ``run_id``
+    names the run it waits for). Empty batches (keep-alives) pass."""
     first = True
     async for batch in batches:
         selected = [e for e in batch if types is None or e.type in types]
-        if selected and first:
-            stamp = {"run_id": run_id, "conversation_id": conversation_id}
-            selected[0], first = selected[0].model_copy(update=stamp), False
+        if first:
+            for index, event in enumerate(selected):
+                if event.type != "queued":
+                    stamp = {"run_id": run_id, "conversation_id": conversation_id}
+                    selected[index], first = event.model_copy(update=stamp), False
+                    break
         if selected or not batch:
             yield selected
 

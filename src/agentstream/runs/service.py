@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agentstream import tenancy
 from agentstream.conversations.turns import conversation_named
 from agentstream.kit.errors import NotFound
-from agentstream.models import Agent, Conversation, RunRecord, RunStatus
+from agentstream.models import LIVE_RUN_STATUSES, Agent, Conversation, RunRecord
 from agentstream.runs.schemas import RunPublic
 from agentstream.tenancy import Caller
 
@@ -42,9 +42,9 @@ async def get_owned(session: AsyncSession, caller: Caller, run_id: uuid.UUID) ->
 async def active_for_chat(
     session: AsyncSession, caller: Caller, agent: Agent, chat_id: str
 ) -> RunPublic | None:
-    """The running run of the conversation a UI client's chat id names (the client-id rules of
-    ``start_turn``), or ``None``; a conversation that is not the caller's with this agent is
-    ``conversation_not_found``."""
+    """The newest live (running or queued) run of the conversation a UI client's chat id names
+    (the client-id rules of ``start_turn``), or ``None``; a conversation that is not the
+    caller's with this agent is ``conversation_not_found``."""
     conversation_id = await conversation_named(session, caller, agent, chat_id)
     if conversation_id is None:
         return None
@@ -57,7 +57,7 @@ async def active_for_chat(
         raise NotFound("conversation")
     run_id = await session.scalar(
         tenancy.runs(caller)
-        .where(RunRecord.conversation_id == owned, RunRecord.status == RunStatus.running)
+        .where(RunRecord.conversation_id == owned, RunRecord.status.in_(LIVE_RUN_STATUSES))
         .order_by(RunRecord.created_at.desc())
         .limit(1)
         .with_only_columns(RunRecord.id)

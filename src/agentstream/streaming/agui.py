@@ -21,7 +21,8 @@ from agentstream.streaming.native import RunError, chat_request, invalid, protoc
 
 def agui_chat_request(body: RunAgentInput) -> ChatRequest:
     """The new user turn (the last message) as a chat request; ``threadId`` names the
-    conversation. ``forwardedProps.on_disconnect`` may ask for ``"cancel"``."""
+    conversation. ``forwardedProps.on_disconnect`` may ask for ``"cancel"``, and
+    ``forwardedProps.multitask`` says what happens while the conversation is busy."""
     last = body.messages[-1] if body.messages else None
     if not isinstance(last, UserMessage):
         raise invalid("messages", "The last message must be the user's new message.")
@@ -31,7 +32,10 @@ def agui_chat_request(body: RunAgentInput) -> ChatRequest:
         text = "".join(p.text for p in last.content if isinstance(p, TextInputContent))
     props = body.forwarded_props if isinstance(body.forwarded_props, dict) else {}
     return chat_request(
-        text, client_id=body.thread_id, on_disconnect=props.get("on_disconnect", "continue")
+        text,
+        client_id=body.thread_id,
+        on_disconnect=props.get("on_disconnect", "continue"),
+        multitask=props.get("multitask"),
     )
 
 

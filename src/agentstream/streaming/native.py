@@ -10,12 +10,14 @@ flow is not touched by adding a transport.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from pydantic_ai.exceptions import RunCancelled
 from pydantic_ai.messages import (
+    CustomEvent,
     FunctionToolCallEvent,
     FunctionToolResultEvent,
     PartDeltaEvent,
@@ -44,7 +46,12 @@ def invalid(field: str, msg: str) -> RequestValidationError:
 
 
 def chat_request(
-    text: str, *, client_id: str, on_disconnect: str, context: dict[str, Any] | None = None
+    text: str,
+    *,
+    client_id: str,
+    on_disconnect: str,
+    context: dict[str, Any] | None = None,
+    multitask: object = None,
 ) -> ChatRequest:
     """A protocol request's new user turn as a chat request (the same rules as every transport),
     its chat/thread id naming the conversation; invalid input is the ordinary 422."""
@@ -55,12 +62,21 @@ def chat_request(
                 "client_id": client_id,
                 "on_disconnect": on_disconnect,
                 "context": context,
+                "multitask": multitask,
             }
         )
     except ValidationError as exc:
         raise RequestValidationError(
             [dict(e) | {"loc": ("body", *e["loc"])} for e in exc.errors()]
         ) from exc
+
+
+@dataclass(kw_only=True)
+class QueuedEvent(CustomEvent, name="queued"):
+    """Our ``queued`` event for the protocol encoders: a Vercel ``data-queued`` part, an AG-UI
+    ``CUSTOM`` event named ``queued``; its ``run_id`` is the run the turn waits for."""
+
+    run_id: str
 
 
 class RunError(Exception):
@@ -101,6 +117,8 @@ class _Parts:
             yield PartEndEvent(index=self.index, part=call)
             # Our flow only publishes calls it runs, so their arguments were valid.
             yield FunctionToolCallEvent(call, args_valid=True)
+        elif isinstance(event, ev.Queued):
+            yield QueuedEvent(run_id=str(event.run_id))
         elif isinstance(event, ev.ToolResult):
             content = event.tool_result_content
             part = ToolReturnPart(event.tool_name, content, event.tool_call_id)

@@ -16,7 +16,7 @@ from pydantic_ai.ui.vercel_ai.request_types import SubmitMessage, TextUIPart
 from pydantic_ai.ui.vercel_ai.response_types import BaseChunk, StartChunk
 from starlette.responses import StreamingResponse
 
-from agentstream.chat.schemas import ChatRequest
+from agentstream.chat.schemas import ChatRequest, Multitask
 from agentstream.runs.registry import Readable
 from agentstream.streaming.native import chat_request, invalid, protocol_response
 
@@ -29,6 +29,7 @@ class UIChatRequest(SubmitMessage):
     # A stop() in the SDK aborts the fetch: by default that cancels the run (spec).
     on_disconnect: Literal["continue", "cancel"] = "cancel"
     context: dict[str, Any] | None = None
+    multitask: Multitask | None = None
 
     def chat_request(self) -> ChatRequest:
         """The new user turn (the last message's text parts) as a chat request; the chat id
@@ -38,7 +39,11 @@ class UIChatRequest(SubmitMessage):
             raise invalid("messages", "The last message must be the user's new message.")
         text = "".join(p.text for p in last.parts if isinstance(p, TextUIPart))
         return chat_request(
-            text, client_id=self.id, on_disconnect=self.on_disconnect, context=self.context
+            text,
+            client_id=self.id,
+            on_disconnect=self.on_disconnect,
+            context=self.context,
+            multitask=self.multitask,
         )
 
 

@@ -187,6 +187,7 @@ class Connection:
                 conversation_id=frame.get("conversation_id"),
                 context=frame.get("context"),
                 on_disconnect=frame.get("on_disconnect", "continue"),
+                multitask=frame.get("multitask"),
             )
         )
         if request is None:
@@ -198,7 +199,7 @@ class Connection:
                 await count_api_request(self.state, self.principal.team_id)
                 run = await start_run(self.state, self.principal, self.slug, request)
         except AppError as exc:
-            await self.error(ev.error_code(exc.code), exc.message)
+            await self.send(ev.app_error(exc))  # conversation_busy names what it is busy with
             return
         self.follow(run, after=0, owner=True)
 
