@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from httpx_sse import aconnect_sse
 
 from tests.conftest import unavailable
 from tests.e2e.server import ServerProcess
@@ -195,3 +196,77 @@ async def test_ag_ui_http_agent_sees_run_error_when_the_model_fails(
     assert types[-1] == "RUN_ERROR", result
     assert "RUN_FINISHED" not in types
     assert result["events"][-1]["code"] == "model_error"
+
+
+async def test_the_js_clients_wait_their_turn_with_multitask_enqueue(
+    server: ServerProcess, http: httpx.AsyncClient, upstream: FakeOpenAI, node_clients: Path
+) -> None:
+    long = [f"t{i} " for i in range(1500)]
+    owner, slug, model = await remote_agent(http, upstream, Reply(tokens=long, delay_s=0.02))
+    common = {"url": server.url, "token": owner.access_token, "slug": slug}
+    for client in ("ui", "agui"):
+        async with aconnect_sse(
+            http,
+            "POST",
+            f"/v1/agents/{slug}/chat/stream",
+            json={"message": "long"},
+            headers=owner.headers,
+        ) as running:
+            first_run = running.response.headers["X-Run-Id"]
+            conversation = running.response.headers["X-Conversation-Id"]
+            if client == "ui":
+                node = run_node(
+                    node_clients,
+                    "ui-turns",
+                    **common,
+                    chatId=conversation,
+                    texts=["next"],
+                    body={"multitask": "enqueue", "on_disconnect": "continue"},
+                )
+            else:
+                node = run_node(
+                    node_clients,
+                    "agui",
+                    **common,
+                    threadId=conversation,
+                    text="next",
+                    forwardedProps={"multitask": "enqueue"},
+                )
+            waiting = asyncio.create_task(node)
+            # The client's turn is stored (queued) at once; then the long reply is stopped,
+            # and the client's turn runs.
+            await wait_for_messages(http, owner, conversation, 4)
+            upstream.reply(model, Reply(tokens=["Your", " turn."]))
+            await http.post(f"/v1/runs/{first_run}/cancel", headers=owner.headers)
+            result = await asyncio.wait_for(waiting, 60)
+            first = [json.loads(sse.data) async for sse in running.aiter_sse()]
+        assert first[-1]["status"] == "cancelled"
+        upstream.reply(model, Reply(tokens=long, delay_s=0.02))
+        if client == "ui":
+            turn = result["turns"][0]
+            assert (turn["status"], turn["error"]) == ("ready", None), turn
+            # The SDK keeps our data part on the message, before the reply's text.
+            types = [p["type"] for p in turn["parts"]]
+            assert types.index("data-queued") < types.index("text")
+            queued = next(p for p in turn["parts"] if p["type"] == "data-queued")
+            assert queued["data"] == {"run_id": first_run}
+            text = "".join(p["text"] for p in turn["parts"] if p["type"] == "text")
+        else:
+            assert result["failure"] is None, result
+            events = result["events"]
+            custom = [(e["name"], e["value"]) for e in events if e["type"] == "CUSTOM"]
+            assert custom == [("queued", {"run_id": first_run})]
+            assert events[-1]["type"] == "RUN_FINISHED"
+            text = "".join(e["delta"] for e in events if e["type"] == "TEXT_MESSAGE_CONTENT")
+        assert text == "Your turn."
+
+
+async def wait_for_messages(
+    http: httpx.AsyncClient, owner: Account, conversation_id: str, count: int
+) -> None:
+    """Until the conversation has ``count`` stored messages (a polled state with a deadline)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    path = f"/v1/conversations/{conversation_id}/messages"
+    while len((await http.get(path, headers=owner.headers)).json()["items"]) < count:
+        assert asyncio.get_running_loop().time() < deadline, "the turn was not stored in time"
+        await asyncio.sleep(0.05)

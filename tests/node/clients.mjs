@@ -32,7 +32,7 @@ const lastAssistant = (chat) => chat.current.messages.filter((m) => m.role === '
 
 async function uiTurns() {
   // Two turns on one chat id: the second continues the same server-side conversation.
-  const chat = newChat();
+  const chat = newChat(opts.body ?? {});
   const turns = [];
   for (const text of opts.texts) {
     await chat.sendMessage({ text });
@@ -63,12 +63,13 @@ async function agui() {
   const events = [];
   let failure = null;
   try {
-    await agent.runAgent({}, { onEvent: ({ event }) => { events.push(event); } });
+    const params = { forwardedProps: opts.forwardedProps ?? {} };
+    await agent.runAgent(params, { onEvent: ({ event }) => { events.push(event); } });
   } catch (err) {
     failure = String(err?.message ?? err);
   }
   return {
-    events: events.map((e) => ({ type: e.type, runId: e.runId, threadId: e.threadId, delta: e.delta, toolCallName: e.toolCallName, content: e.content, message: e.message, code: e.code })),
+    events: events.map((e) => ({ type: e.type, runId: e.runId, threadId: e.threadId, delta: e.delta, toolCallName: e.toolCallName, content: e.content, message: e.message, code: e.code, name: e.name, value: e.value })),
     messages: agent.messages,
     failure,
   };

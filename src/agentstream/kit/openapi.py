@@ -23,7 +23,7 @@ _DESCRIPTIONS = {
     401: "Missing, invalid or expired credentials (`unauthorized`).",
     403: "Authenticated, but the role or team does not allow this (`forbidden`).",
     404: "Not found in the caller's team (`<thing>_not_found`); foreign ids are 404 too.",
-    409: "Conflicts with existing state (`conflict`, `agent_inactive`).",
+    409: "Conflicts with existing state (`conflict`, `agent_inactive`, `conversation_busy`).",
     413: "The request body is too large (`payload_too_large`).",
     422: "The request is invalid (`validation_error`); `details.errors` lists the fields.",
     429: "Rate limited (`rate_limited`, `too_many_runs`); see `Retry-After`.",
