@@ -8,20 +8,25 @@ with no auth and no database.
   message stream); its body is a Vercel AI ``submit-message`` request (``VERCEL_BODY``).
 
 Both take ``?max_tokens=N`` to cap the reply, as agentstream's agent setting does.
+``--model openai:<name>`` serves pydantic-ai's stock ``OpenAIChatModel`` against
+``OPENAI_BASE_URL`` instead (the provider path, issue 19), as a user would build it.
 
-Run: ``python -m bench.peer --port 8300 --delay-ms 0``.
+Run: ``python -m bench.peer --port 8300 --delay-ms 0 [--model openai:story]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import AsyncIterator
 
 import uvicorn
 from pydantic_ai import Agent
 from pydantic_ai.messages import PartDeltaEvent, PartStartEvent, TextPart, TextPartDelta
 from pydantic_ai.models import Model
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.ui.vercel_ai import VercelAIAdapter
 from starlette.applications import Starlette
@@ -49,8 +54,20 @@ def _settings(request: Request) -> ModelSettings | None:
     return ModelSettings(max_tokens=int(cap)) if cap else None
 
 
-def build_app(delay_ms: float) -> Starlette:
-    model: Model = build_demo_model(delay_ms)
+def _model(name: str | None, delay_ms: float) -> Model:
+    if name is None:
+        return build_demo_model(delay_ms)
+    provider, _, model_name = name.partition(":")
+    if provider != "openai":
+        raise SystemExit(f"the peer serves the demo model or openai:<name>, not {name!r}")
+    client = OpenAIProvider(
+        base_url=os.environ["OPENAI_BASE_URL"], api_key=os.environ.get("OPENAI_API_KEY", "peer")
+    )
+    return OpenAIChatModel(model_name, provider=client)
+
+
+def build_app(delay_ms: float, model_name: str | None = None) -> Starlette:
+    model = _model(model_name, delay_ms)
     agent: Agent[None, str | None] = Agent(model, output_type=[str, type(None)])
 
     async def events(prompt: str, settings: ModelSettings | None) -> AsyncIterator[bytes]:
@@ -108,8 +125,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--delay-ms", type=float, default=0.0)
+    parser.add_argument("--model", default=None, help="openai:<name> (default: the demo model)")
     args = parser.parse_args()
-    uvicorn.run(build_app(args.delay_ms), host="127.0.0.1", port=args.port, log_level="warning")
+    app = build_app(args.delay_ms, args.model)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

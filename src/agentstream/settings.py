@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     memory_vector_scan: int = 5000
     memory_min_similarity: float = 0.3
 
+    # ``openai:`` models read their streams with llm/lean_openai.py; false: pydantic-ai's own.
+    lean_openai: bool = True
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY")
 

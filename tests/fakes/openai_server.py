@@ -72,6 +72,25 @@ class Reply:
 
 
 @dataclass
+class Recorded:
+    """A recorded stream, replayed byte for byte: ``pieces`` are written one by one.
+
+    ``status`` answers the first ``failures`` requests with that HTTP status, ``error`` as its
+    JSON body and ``headers`` (then the stream is replayed); ``failures=-1`` answers every
+    request so. ``abort_after=n`` drops the connection after ``n`` pieces; ``stall_after=n``
+    stops sending after ``n`` pieces and waits for the client to give up.
+    """
+
+    pieces: list[bytes]
+    status: int = 200
+    failures: int = 0
+    error: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    abort_after: int | None = None
+    stall_after: int | None = None
+
+
+@dataclass
 class StreamRecord:
     """One streamed completion as the fake saw it."""
 
@@ -146,6 +165,8 @@ class FakeOpenAI:
         self.replies: dict[str, Reply] = {}
         self.concepts: dict[str, Concepts] = {}
         self.embedded: list[tuple[str, str]] = []  # (model, input) of every embedding request
+        self.recorded: dict[str, Recorded] = {}
+        self._failed: dict[str, int] = {}
         self.requests: list[dict[str, Any]] = []
         self.authorizations: list[str | None] = []
         self.streams: list[StreamRecord] = []
@@ -188,6 +209,13 @@ class FakeOpenAI:
         """Every input embedded with ``model``, oldest first."""
         with self._lock:
             return [text for name, text in self.embedded if name == model]
+
+    def replay(self, model: str, recorded: Recorded) -> None:
+        """Answer ``model`` with a recorded stream instead of a scripted reply (its failures
+        counted afresh)."""
+        with self._lock:
+            self.recorded[model] = recorded
+            self._failed.pop(model, None)
 
     def requests_for(self, model: str) -> list[dict[str, Any]]:
         """Parsed JSON bodies of the requests for ``model``, oldest first."""
@@ -248,6 +276,14 @@ class FakeOpenAI:
             self.requests.append(body)
             self.authorizations.append(request.headers.get("authorization"))
             reply = self.replies.get(model, self.default_reply)
+            recorded = self.recorded.get(model)
+            failed = self._failed.get(model, 0)
+            failing = recorded is not None and recorded.status != 200
+            if failing and (recorded.failures < 0 or failed < recorded.failures):
+                self._failed[model] = failed + 1
+                return JSONResponse(recorded.error, recorded.status, recorded.headers)
+        if recorded is not None:
+            return self._replay(model, body, recorded)
         tool_call = reply.tool_call if not _after_tool_result(body) else None
         if reply.output_call is not None and reply.output_call.name in _tool_names(body):
             tool_call = reply.output_call
@@ -262,6 +298,31 @@ class FakeOpenAI:
         self.stream_started.set()
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return _StreamResponse(_stream(model, reply, tool_call, record, include_usage))
+
+    def _replay(self, model: str, body: dict[str, Any], recorded: Recorded) -> Response:
+        record = StreamRecord(model=model, request=body)
+        with self._new_stream:
+            self.streams.append(record)
+            self._new_stream.notify_all()
+        return _StreamResponse(_pieces(recorded, record))
+
+
+async def _pieces(recorded: Recorded, record: StreamRecord) -> AsyncGenerator[bytes]:
+    try:
+        for index, piece in enumerate(recorded.pieces):
+            if index == recorded.abort_after:
+                record.completed = True
+                raise _Aborted
+            if index == recorded.stall_after:
+                await asyncio.Event().wait()  # until the client goes away
+            yield piece
+            record.sent += 1
+        record.completed = True
+    finally:
+        if not record.completed:
+            record.closed_at = time.monotonic()
+            record.closed_early.set()
+        record.finished.set()
 
 
 def _after_tool_result(body: dict[str, Any]) -> bool:

@@ -139,6 +139,12 @@ def _story() -> str:
     return "\n\n".join(chapters)
 
 
+def story_tokens() -> list[str]:
+    """The tokens of the long story, as the demo model streams them (the bench upstream
+    streams the same reply)."""
+    return _tokens(_story())
+
+
 def _echo(text: str) -> str:
     words = text.split()
     said = " ".join(words[:_ECHO_WORDS]) + (" …" if len(words) > _ECHO_WORDS else "")

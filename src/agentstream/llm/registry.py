@@ -15,6 +15,7 @@ from pydantic_ai.providers import infer_provider_class
 from pydantic_ai.providers.openai import OpenAIProvider
 
 from agentstream.llm.demo import DEMO_MODEL_NAME, build_demo_model
+from agentstream.llm.lean_openai import LeanOpenAIChatModel
 from agentstream.settings import Settings
 from agentstream.skills.catalog import SkillCatalog
 
@@ -117,7 +118,8 @@ class ModelRegistry:
             # infer_model would turn the bare string "test" into its TestModel double.
             raise ModelConfigError(f"Cannot use model '{model}': expected 'provider:model'.")
         if provider == "openai":
-            return OpenAIChatModel(name, provider=self._openai_provider())
+            chat = LeanOpenAIChatModel if self._settings.lean_openai else OpenAIChatModel
+            return chat(name, provider=self._openai_provider())
         if provider == "openai-responses":
             return OpenAIResponsesModel(name, provider=self._openai_provider())
         try:
