@@ -220,12 +220,20 @@ def _run_peers(
             for name, env in envs.items()
         }
 
+    upstream = {k: v for k, v in common.items() if k.startswith("OPENAI_")}
+
+    def peer_servers(delay_ms: float) -> dict[str, Server]:
+        return {
+            "peer": sc.peer_server(delay_ms),
+            "peer-openai": sc.peer_server(delay_ms, upstream),
+        }
+
     def paced(delay_ms: float) -> dict[str, Server]:
-        return _start({"peer": sc.peer_server(delay_ms), **agentstream(delay_ms)})
+        return _start({**peer_servers(delay_ms), **agentstream(delay_ms)})
 
     fast = {
         "reference": sc.reference_server(0, peers.STORY_TOKENS),
-        "peer": sc.peer_server(0),
+        **peer_servers(0),
         **agentstream(0),
     }
     try:
@@ -255,31 +263,38 @@ def main() -> None:
     work = Path(os.environ.get("AGENTSTREAM_BENCH_DIR", ROOT / "bench" / "results"))
     work.mkdir(parents=True, exist_ok=True)
 
-    if args.only == "peers":
-        _run_peers({}, work, profile, results)
-    if args.only == "profile":
-        _profile(work, results)
-    if args.only == "bigdata":
-        _run_bigdata({}, work, profile, results)
-    if args.only == "tracing":
-        tracing.run({}, work, profile, results)
-    if args.only == "memory":
-        upstream = Server("upstream", [sys.executable, "-m", "bench.upstream", "--port", "{port}"])
-        upstream.start("/_closes")
+    # The OpenAI-compatible upstream of the provider path (and the cancel scenario), in a
+    # process of its own.
+    upstream = Server("upstream", [sys.executable, "-m", "bench.upstream", "--port", "{port}"])
+    upstream.start("/_closes")
+    # Memory extraction would send each completed openai: turn's text back to the upstream
+    # (a second, non-streamed request the peer does not make): off, so both sides stream alike.
+    common = {
+        "OPENAI_BASE_URL": upstream.url + "/v1",
+        "OPENAI_API_KEY": "bench",
+        "AGENTSTREAM_MEMORY_EXTRACTION": "false",
+    }
+    if args.only != "all":
         try:
-            _run_memory(work, upstream.url + "/v1", results, args.tiny)
+            if args.only == "peers":
+                _run_peers(common, work, profile, results)
+            if args.only == "profile":
+                _profile(work, results)
+            if args.only == "bigdata":
+                _run_bigdata({}, work, profile, results)
+            if args.only == "tracing":
+                tracing.run({}, work, profile, results)
+            if args.only == "memory":
+                _run_memory(work, upstream.url + "/v1", results, args.tiny)
+                print(memory_section(results))
         finally:
             upstream.stop()
-        print(memory_section(results))
-    if args.only != "all":
         results["runtime_s"] = time.monotonic() - started
         (work / f"results-{args.only}.json").write_text(json.dumps(results, indent=2))
         print("\n".join(bigdata_lines(results)))
-        shown = ("peers:", "fixed", "tracing:")
-        print(json.dumps({k: v for k, v in results.items() if k.startswith(shown)}))
+        keep = ("peers:", "provider:", "fixed", "tracing:")
+        print(json.dumps({k: v for k, v in results.items() if k.startswith(keep)}))
         return
-    upstream = Server("upstream", [sys.executable, "-m", "bench.upstream", "--port", "{port}"])
-    upstream.start("/_closes")
     try:
         # The reference first, at zero delay, then paced at 20 ms per token.
         ref = sc.reference_server(0)
@@ -298,7 +313,6 @@ def main() -> None:
         finally:
             ref.stop()
 
-        common = {"OPENAI_BASE_URL": upstream.url + "/v1", "OPENAI_API_KEY": "bench"}
         _run_peers(common, work, profile, results)
         data = work / f"sqlite-{uuid.uuid4().hex[:6]}"
         sqlite_env = {

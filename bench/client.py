@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 
@@ -17,6 +17,7 @@ class StreamResult:
     done_s: float  # from sending the request to the terminal event
     events: int
     status: str = ""
+    gaps_s: list[float] = field(default_factory=list)  # between consecutive text deltas
 
 
 async def _read_headers(reader: asyncio.StreamReader) -> int:
@@ -29,6 +30,7 @@ async def _read_headers(reader: asyncio.StreamReader) -> int:
 
 DONE = b'"type":"done"'
 ERROR = b'"type":"error"'
+TOKEN = b'"type":"text_delta"'  # agentstream's and the peer's text frames
 
 
 async def sse_stream(
@@ -64,6 +66,8 @@ async def sse_stream(
         first = 0.0
         events = 0
         buffer = b""
+        gaps: list[float] = []
+        last_token = 0.0
         while True:
             # Chunked transfer encoding: size line, data, CRLF.
             size_line = await reader.readline()
@@ -79,13 +83,18 @@ async def sse_stream(
                 if b"data: " not in frame:
                     continue
                 events += 1
+                now = time.perf_counter()
                 if arrivals is not None:
-                    arrivals.append(time.perf_counter())
+                    arrivals.append(now)
                 if not first:
-                    first = time.perf_counter() - start
+                    first = now - start
+                if TOKEN in frame:
+                    if last_token:
+                        gaps.append(now - last_token)
+                    last_token = now
                 if done in frame or ERROR in frame:
                     ok = done in frame and complete in frame
-                    return StreamResult(ok, first, time.perf_counter() - start, events)
+                    return StreamResult(ok, first, now - start, events, gaps_s=gaps)
         return StreamResult(False, first, time.perf_counter() - start, events, "cut")
     finally:
         writer.close()

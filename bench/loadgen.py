@@ -19,11 +19,19 @@ import websockets
 from bench import bigdata_jobs
 from bench.client import DONE, StreamResult, sse_stream
 from bench.resume import resume
+from bench.stats import pct
 
 
 def _raise_fd_limit() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _gaps(results: list[StreamResult]) -> dict[str, float | int | None]:
+    """Percentiles of the gaps between consecutive text deltas of a stream, over all streams
+    (what a reader sees between two tokens; the list itself would be too long to print)."""
+    gaps = [g for r in results if r.ok for g in r.gaps_s]
+    return {"count": len(gaps), **{f"p{q}": pct(gaps, q) for q in (50, 99, 99.9)}}
 
 
 def _summary(results: list[StreamResult]) -> dict[str, Any]:
@@ -34,6 +42,7 @@ def _summary(results: list[StreamResult]) -> dict[str, Any]:
         "first_event_s": [r.first_event_s for r in results if r.ok],
         "done_s": [r.done_s for r in results if r.ok],
         "errors": sorted({r.status for r in results if not r.ok})[:5],
+        "gap_s": _gaps(results),
     }
 
 

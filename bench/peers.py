@@ -3,6 +3,11 @@
 with the bare reference for scale. Every side streams the demo model's full, uncapped "long
 story" (492 tokens).
 
+The same comparison runs on the provider path (issue 19): both sides stream the same story
+from the bench's OpenAI-compatible upstream (``bench/upstream.py``) through an ``openai:``
+model, the peer with pydantic-ai's stock ``OpenAIChatModel``. Its results are keyed
+``provider:`` (the demo path's ``peers:``); the agentstream servers are the same ones.
+
 The servers of one comparison are up side by side and measured in alternating rounds, so a
 burst of load from elsewhere on the machine hits every side alike; a row is the median of
 the rounds. Each agentstream server has a database of its own, and after its scenarios we
@@ -15,6 +20,7 @@ import asyncio
 import sqlite3
 import statistics
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +39,49 @@ SHORT_TOKENS = 100  # the second reply length of the per-token CPU slope
 COMPLETE = '"status":"complete"'
 CLIENTS = (1, 10)
 DelayedServers = Callable[[float], dict[str, Server]]
+PROVIDER_HELD_TOKENS = 200  # issue 19: held streams of 200 tokens
+
+
+@dataclass(frozen=True)
+class ModelPath:
+    """Which path a comparison measures: the demo model, or ``openai:`` through the upstream."""
+
+    key: str  # the results' prefix
+    peer: str  # the peer server's name in the servers dict
+    upstream_model: str | None = None  # the upstream's model name (provider path)
+    held_tokens: int | None = None  # held streams' length (None: the whole story)
+
+    def model(self, delay_ms: float) -> str:
+        if self.upstream_model is None:
+            return "demo"  # paced by the server's AGENTSTREAM_DEMO_TOKEN_DELAY_MS
+        return f"openai:{self.upstream_model}" + (f"-{delay_ms:g}ms" if delay_ms else "")
+
+    def agents(self, delay_ms: float) -> list[dict[str, Any]]:
+        """The whole story, and the same capped for the CPU slope and the held streams."""
+        model = self.model(delay_ms)
+        agents = [{**STORY, "model": model}]
+        if self.upstream_model is not None:
+            for cap in (SHORT_TOKENS, self.held_tokens):
+                agents.append(
+                    {
+                        "slug": f"story{cap}",
+                        "name": "Story",
+                        "model": model,
+                        "settings": {"max_tokens": cap},
+                    }
+                )
+        return agents
+
+    def agentstream_paths(self, held: bool) -> tuple[str, str]:
+        """(long path, short path) of an agentstream side."""
+        if self.upstream_model is None:
+            return STORY_PATH, sc.ADVANCED
+        long = f"/v1/agents/story{self.held_tokens}/chat/stream/advanced" if held else STORY_PATH
+        return long, f"/v1/agents/story{SHORT_TOKENS}/chat/stream/advanced"
+
+
+DEMO_PATH = ModelPath("peers", "peer")
+PROVIDER_PATH = ModelPath("provider", "peer-openai", "story", PROVIDER_HELD_TOKENS)
 
 
 @dataclass
@@ -63,10 +112,27 @@ class Side:
         }
 
     def run(self, kind: str, *, short: bool = False, **extra: Any) -> dict[str, Any]:
-        """One load-generator job, counted towards what this side has served."""
-        before = self.server.cpu_s()
-        result = run_loadgen(self.job(kind, short=short, **extra), timeout_s=900)
+        """One load-generator job, counted towards what this side has served (held jobs also
+        sample the server's RSS, for the memory per held stream)."""
+        before, rss_before = self.server.cpu_s(), self.server.rss_mb()
+        peak = [rss_before]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.2):
+                peak[0] = max(peak[0], self.server.rss_mb())
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        if kind == "held":
+            sampler.start()
+        try:
+            result = run_loadgen(self.job(kind, short=short, **extra), timeout_s=900)
+        finally:
+            stop.set()
         result["server_cpu_s"] = self.server.cpu_s() - before
+        if kind == "held":
+            sampler.join()
+            result["rss_per_stream_kib"] = (peak[0] - rss_before) * 1024 / extra["streams"]
         self.sent += result["ok"] + result["failed"]
         self.ok += result["ok"]
         return result
@@ -94,6 +160,11 @@ def _summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "done_p50_s": _median(rounds, lambda r: pct(r["done_s"], 50)),
         "cpu_per_stream_s": _median(rounds, lambda r: r["server_cpu_s"] / max(r["ok"], 1)),
         "per_round_streams_per_s": [r["ok"] / r["elapsed_s"] for r in rounds],
+        **{
+            f"gap_{q}_s": _median(rounds, lambda r, q=q: (r.get("gap_s") or {}).get(q))
+            for q in ("p50", "p99", "p99.9")
+        },
+        "rss_per_stream_kib": _median(rounds, lambda r: r.get("rss_per_stream_kib")),
     }
 
 
@@ -121,39 +192,51 @@ def stored(database: str) -> dict[str, int]:
     return {"assistant_messages": int(total), "complete": int(complete)}
 
 
-def _agentstream_side(name: str, server: Server, database: str) -> Side:
-    tokens = sc.prepare_agentstream(server, 10, STORY)
-    return Side(name, server, STORY_PATH, tokens=tokens, database=database, short_path=sc.ADVANCED)
+def _agentstream_side(
+    name: str, server: Server, database: str, path: ModelPath, delay_ms: float
+) -> Side:
+    tokens = sc.prepare_agentstream(server, 10, *path.agents(delay_ms))
+    long, short = path.agentstream_paths(held=bool(delay_ms))
+    return Side(name, server, long, tokens=tokens, database=database, short_path=short)
 
 
-def _sides(servers: dict[str, Server], databases: dict[str, str]) -> dict[str, Side]:
+def _sides(
+    servers: dict[str, Server],
+    databases: dict[str, str],
+    path: ModelPath = DEMO_PATH,
+    delay_ms: float = 0,
+) -> dict[str, Side]:
     sides: dict[str, Side] = {}
-    if "reference" in servers:
+    if "reference" in servers and path is DEMO_PATH:
         sides["reference"] = Side("reference", servers["reference"], "/stream")
-    peer = servers["peer"]
-    sides["peer"] = Side("peer", peer, "/stream", short_path=f"/stream?max_tokens={SHORT_TOKENS}")
-    if "reference" in servers:
+    peer = servers[path.peer]
+    held = f"/stream?max_tokens={path.held_tokens}" if path.held_tokens and delay_ms else "/stream"
+    sides["peer"] = Side("peer", peer, held, short_path=f"/stream?max_tokens={SHORT_TOKENS}")
+    if "reference" in servers and path is DEMO_PATH:
         sides["vercel"] = Side("vercel", peer, "/vercel", body=VERCEL_BODY, done='"type":"finish"')
     for name in ("sqlite", "postgres"):
         if name in servers:
-            sides[name] = _agentstream_side(name, servers[name], databases[name])
+            sides[name] = _agentstream_side(name, servers[name], databases[name], path, delay_ms)
     return sides
 
 
 def _verify(side: Side, results: dict[str, Any]) -> None:
-    """Add what ``side`` served to its tally and count what its database holds now."""
+    """Add what ``side`` served to its tally and count what its database holds now (one tally
+    per agentstream server, whichever path its streams took)."""
     entry = results.setdefault(f"peers:stored:{side.name}", {"sent": 0, "ok": 0})
     entry["sent"] += side.sent
     entry["ok"] += side.ok
     entry.update(stored(side.database))
 
 
-def _throughput(sides: dict[str, Side], profile: sc.Profile, results: dict[str, Any]) -> None:
+def _throughput(
+    sides: dict[str, Side], profile: sc.Profile, results: dict[str, Any], prefix: str
+) -> None:
     rounds: dict[str, list[dict[str, Any]]] = {}
     for index in range(profile.peer_rounds):
         for clients in CLIENTS:
             for name, side in sides.items():
-                _log(f"[peers] round {index + 1}: SSE x{clients} on {name}")
+                _log(f"[{prefix}] round {index + 1}: SSE x{clients} on {name}")
                 result = side.run(
                     "throughput",
                     transport="sse",
@@ -162,22 +245,24 @@ def _throughput(sides: dict[str, Side], profile: sc.Profile, results: dict[str, 
                 )
                 rounds.setdefault(f"{clients}:{name}", []).append(result)
     for key, measured in rounds.items():
-        results[f"peers:throughput:{key}"] = _summary(measured)
+        results[f"{prefix}:throughput:{key}"] = _summary(measured)
 
 
-def _cpu_per_token(sides: dict[str, Side], profile: sc.Profile, results: dict[str, Any]) -> None:
+def _cpu_per_token(
+    sides: dict[str, Side], profile: sc.Profile, results: dict[str, Any], prefix: str
+) -> None:
     """Server CPU per stream at two reply lengths; the slope is the CPU per token."""
     for name in ("peer", "sqlite", "postgres"):
         side = sides.get(name)
         if side is None:
             continue
-        _log(f"[peers] CPU per token on {name}")
+        _log(f"[{prefix}] CPU per token on {name}")
         n = profile.peer_cpu_requests
         short = side.run("sequential", short=True, requests=n)
         long = side.run("sequential", requests=n)
         per_short, per_long = short["server_cpu_s"] / n, long["server_cpu_s"] / n
         per_token = (per_long - per_short) / (STORY_TOKENS - SHORT_TOKENS)
-        results[f"peers:cpu:{name}"] = {
+        results[f"{prefix}:cpu:{name}"] = {
             "requests": n,
             "short_tokens": SHORT_TOKENS,
             "long_tokens": STORY_TOKENS,
@@ -200,10 +285,32 @@ def _bursts(
     for index in range(rounds):
         for name in names:
             if name in sides:
-                _log(f"[peers] round {index + 1}: {streams} simultaneous streams on {name}")
+                _log(f"[{key}] round {index + 1}: {streams} simultaneous streams on {name}")
                 measured.setdefault(name, []).append(sides[name].run("held", streams=streams))
     for name, runs in measured.items():
-        results[f"peers:{key}:{streams}:{name}"] = _summary(runs)
+        results[f"{key}:{streams}:{name}"] = _summary(runs)
+
+
+def _warm_up(sides: dict[str, Side], prefix: str) -> None:
+    for name, side in sides.items():
+        _log(f"[{prefix}] warm-up {name}")
+        side.run("sequential", requests=5)
+        # Every client's account once (its membership, agent and memories are then cached,
+        # as they are for any user who has chatted before): the rounds measure steady load.
+        side.run("throughput", transport="sse", concurrency=max(CLIENTS), duration_s=1.0)
+
+
+def _fast(sides: dict[str, Side], profile: sc.Profile, results: dict[str, Any], key: str) -> None:
+    """Throughput, CPU per token and the burst of one path, on servers at zero delay."""
+    _warm_up(sides, key)
+    _throughput(sides, profile, results, key)
+    _cpu_per_token(sides, profile, results, key)
+    burst = f"{key}:burst"
+    _bursts(sides, ("peer", "postgres"), profile.peer_burst, profile.peer_rounds, burst, results)
+
+
+def _paths(servers: dict[str, Server]) -> list[ModelPath]:
+    return [p for p in (DEMO_PATH, PROVIDER_PATH) if p.peer in servers]
 
 
 def run(
@@ -213,39 +320,30 @@ def run(
     profile: sc.Profile,
     results: dict[str, Any],
 ) -> None:
-    """The peer comparison; ``servers`` are started, ``held_servers`` starts the paced ones
-    (the agentstream ones on the same databases, so the final count covers every stream)."""
-    sides = _sides(servers, databases)
-    for name, side in sides.items():
-        _log(f"[peers] warm-up {name}")
-        side.run("sequential", requests=5)
-        # Every client's account once (its membership, agent and memories are then cached,
-        # as they are for any user who has chatted before): the rounds measure steady load.
-        side.run("throughput", transport="sse", concurrency=max(CLIENTS), duration_s=1.0)
-    _throughput(sides, profile, results)
-    _cpu_per_token(sides, profile, results)
-    _bursts(sides, ("peer", "postgres"), profile.peer_burst, profile.peer_rounds, "burst", results)
-    for side in sides.values():
-        if side.database:
-            _verify(side, results)
-    for server in servers.values():
-        server.stop()
-
-    paced = held_servers(profile.peer_held_delay_ms)
-    try:
-        sides = _sides(paced, databases)
-        for streams in profile.peer_held:
-            _bursts(
-                sides,
-                ("peer", "sqlite", "postgres"),
-                streams,
-                profile.peer_held_rounds,
-                "held",
-                results,
-            )
+    """The peer comparisons (the demo path, and the provider path when its peer is among
+    ``servers``); ``servers`` are started, ``held_servers`` starts the paced ones (the
+    agentstream ones on the same databases, so the final count covers every stream)."""
+    for path in _paths(servers):
+        sides = _sides(servers, databases, path)
+        _fast(sides, profile, results, path.key)
         for side in sides.values():
             if side.database:
                 _verify(side, results)
+    for server in servers.values():
+        server.stop()
+
+    delay = profile.peer_held_delay_ms
+    paced = held_servers(delay)
+    try:
+        for path in _paths(paced):
+            sides = _sides(paced, databases, path, delay)
+            names = ("peer", "sqlite", "postgres")
+            for streams in profile.peer_held:
+                rounds = profile.peer_held_rounds
+                _bursts(sides, names, streams, rounds, f"{path.key}:held", results)
+            for side in sides.values():
+                if side.database:
+                    _verify(side, results)
     finally:
         for server in paced.values():
             server.stop()

@@ -8,6 +8,7 @@ from typing import Any
 from bench.report_bigdata import bigdata_lines, bigdata_section, bigdata_table
 from bench.report_memory import memory_section
 from bench.report_peers import peers_goals, peers_section, peers_table
+from bench.report_provider import provider_goals, provider_section, provider_table
 from bench.report_runs import runs_goals, runs_section, runs_table
 from bench.report_tracing import tracing_goals, tracing_section
 from bench.stats import pct
@@ -221,7 +222,7 @@ generator (`bench/loadgen.py`) runs in its own process with a raw HTTP/1.1 SSE c
 `websockets` client; its CPU use is reported so a reader can tell whether it was the bottleneck.
 Run `make bench` for the quick profile, `make bench-full` for the full one
 ({"this run" if full else "not this run"}). This run took {runtime}.
-{peers_section(results)}
+{peers_section(results)}{provider_section(results)}
 ## Results
 
 {table}
@@ -249,7 +250,13 @@ The call tree of this run is in [benchmarks-profile.txt](benchmarks-profile.txt)
     out.write_text(text)
     if profile_txt.exists():
         out.with_name("benchmarks-profile.txt").write_text(profile_txt.read_text())
-    peers = "\n\n".join(t for t in (peers_table(results), peers_goals(results)) if t)
+    parts = (
+        peers_table(results),
+        peers_goals(results),
+        provider_table(results),
+        provider_goals(results),
+    )
+    peers = "\n\n".join(t for t in parts if t)
     return (
         (peers + "\n\n" if peers else "")
         + table

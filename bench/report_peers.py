@@ -25,12 +25,16 @@ PER_TOKEN_GOAL = 0.5  # stretch: per-token CPU ≤ 0.5× the peer's
 Getter = Callable[[str], dict[str, Any] | None]
 
 
-def _getter(results: dict[str, Any]) -> Getter:
+def _getter(results: dict[str, Any], prefix: str = "peers") -> Getter:
     def get(key: str) -> dict[str, Any] | None:
-        value = results.get(f"peers:{key}")
+        value = results.get(f"{prefix}:{key}")
         return value if isinstance(value, dict) else None
 
     return get
+
+
+GAPS = (("p50", "gap_p50_s"), ("p99", "gap_p99_s"), ("p99.9", "gap_p99.9_s"))
+"""Inter-token gap percentiles: what a reader waits between two tokens of one stream."""
 
 
 def _num(v: float | None) -> TypeGuard[float]:
@@ -88,11 +92,15 @@ def peers_table(results: dict[str, Any]) -> str:
     burst = profile.get("peer_burst", 200)
     row(f"burst of {burst}: first event p99", f"burst:{burst}", "first_p99_s", _ms)
     row(f"burst of {burst}: stream time p50", f"burst:{burst}", "done_p50_s", _ms)
+    for q, field in GAPS:
+        row(f"burst of {burst}: inter-token gap {q}", f"burst:{burst}", field, _ms)
     for streams in profile.get("peer_held", ()):
         key = f"held:{streams}"
         row(f"held x{streams}: completed", key, "ok", _rate)
         row(f"held x{streams}: stream time p50", key, "done_p50_s", _ms)
         row(f"held x{streams}: first event p99", key, "first_p99_s", _ms)
+        for q, field in GAPS:
+            row(f"held x{streams}: inter-token gap {q}", key, field, _ms)
     row("server CPU per token (slope 100 → 492 tokens)", "cpu", "per_token_s", _us)
     row("server CPU per stream, fixed part (intercept)", "cpu", "fixed_s", _ms)
     header = ("scenario", *(label for _, label in SIDES), "SQLite/peer", "PG/peer")

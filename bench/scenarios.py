@@ -132,18 +132,22 @@ def reference_server(delay_ms: float, tokens: int = 100) -> Server:
     )
 
 
-def peer_server(delay_ms: float) -> Server:
-    return Server(
-        "peer",
-        [sys.executable, "-m", "bench.peer", "--port", "{port}", "--delay-ms", str(delay_ms)],
-        {"PYDANTIC_AI_NO_BANNER": "1"},
-    )
+def peer_server(delay_ms: float, upstream: dict[str, str] | None = None) -> Server:
+    """The pydantic-ai peer on the demo model or, given the upstream's ``OPENAI_*`` variables,
+    on ``openai:story`` (paced by the upstream: ``story-<delay>ms``)."""
+    argv = [sys.executable, "-m", "bench.peer", "--port", "{port}", "--delay-ms", str(delay_ms)]
+    if upstream is None:
+        return Server("peer", argv, {"PYDANTIC_AI_NO_BANNER": "1"})
+    model = "openai:story" + (f"-{delay_ms:g}ms" if delay_ms else "")
+    env = {"PYDANTIC_AI_NO_BANNER": "1", **upstream}
+    return Server("peer-openai", [*argv, "--model", model], env)
 
 
 def prepare_agentstream(
-    server: Server, accounts: int, extra_agent: dict[str, Any] | None = None
+    server: Server, accounts: int, *extra_agents: dict[str, Any] | None
 ) -> list[str | None]:
-    """Register ``accounts`` users (one team each) with a 100-token demo agent; their tokens."""
+    """Register ``accounts`` users (one team each) with a 100-token demo agent (and
+    ``extra_agents``); their tokens."""
     tokens: list[str | None] = []
     with httpx.Client(base_url=server.url, timeout=60) as http:
         for _ in range(accounts):
@@ -158,8 +162,9 @@ def prepare_agentstream(
                 "settings": {"max_tokens": 100},
             }
             http.post("/v1/agents", json=agent, headers=headers).raise_for_status()
-            if extra_agent:
-                http.post("/v1/agents", json=extra_agent, headers=headers).raise_for_status()
+            for extra in extra_agents:
+                if extra:
+                    http.post("/v1/agents", json=extra, headers=headers).raise_for_status()
             tokens.append(token)
     return tokens
 

@@ -21,8 +21,8 @@ import asyncio
 import base64
 import re
 import time
-from dataclasses import dataclass
 from array import array
+from dataclasses import dataclass
 from typing import cast
 
 import orjson
