@@ -26,6 +26,8 @@ from bench.pydantic_floor import measure
 from bench.report import write_report
 from bench.report_bigdata import bigdata_lines
 from bench.report_memory import memory_section
+from bench.report_peers import peers_goals, peers_table
+from bench.report_provider import provider_goals, provider_table
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("AGENTSTREAM_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -294,6 +296,8 @@ def main() -> None:
         print("\n".join(bigdata_lines(results)))
         keep = ("peers:", "provider:", "fixed", "tracing:")
         print(json.dumps({k: v for k, v in results.items() if k.startswith(keep)}))
+        tables = (peers_table, peers_goals, provider_table, provider_goals)
+        print("\n\n".join(t for t in (table(results) for table in tables) if t))
         return
     try:
         # The reference first, at zero delay, then paced at 20 ms per token.
