@@ -13,14 +13,16 @@ from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentstream.agents.endpoints import router as agents_router
 from agentstream.apikeys.endpoints import router as apikeys_router
 from agentstream.auth.endpoints import router as auth_router
 from agentstream.chat.endpoints import router as chat_router
 from agentstream.conversations.endpoints import router as conversations_router
+from agentstream.conversations.journal import Journal
 from agentstream.conversations.writer import TurnWriter
-from agentstream.db import SessionMaker, create_engine, create_session_maker
+from agentstream.db import SessionMaker, create_engine, create_session_maker, wal_checkpointer
 from agentstream.health.endpoints import router as health_router
 from agentstream.kit.cache import Caches, session_info
 from agentstream.kit.handlers import install_error_handlers
@@ -108,6 +110,22 @@ async def _runs(
         await blocking.aclose()
 
 
+def _database(settings: Settings, stack: contextlib.AsyncExitStack) -> AsyncEngine:
+    """The engine (disposed last), and SQLite's WAL checkpoints off the event loop."""
+    engine = create_engine(
+        settings.resolved_database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        timeout_s=settings.database_timeout_s,
+        statement_timeout_s=settings.database_statement_timeout_s,
+    )
+    stack.push_async_callback(engine.dispose)
+    if (checkpointer := wal_checkpointer(engine)) is not None:
+        checkpointer.start()
+        stack.push_async_callback(checkpointer.aclose)
+    return engine
+
+
 @asynccontextmanager
 async def build_state(
     settings: Settings, *, tracing: Tracing | None = None
@@ -115,19 +133,13 @@ async def build_state(
     """Create the engine, Redis clients, writer, runs, limiter; close them all on exit.
 
     They close in reverse order: runs are interrupted first (their replies stored through the
-    writer, which spills what the database refuses), then the rest; tracing last, so the
+    writer, which journals what the database refuses), then the rest; tracing last, so the
     interrupted runs' spans are exported too. ``tracing`` defaults to the configured one.
     """
     async with contextlib.AsyncExitStack() as stack:
         tracing = tracing or Tracing.from_settings(settings)
         stack.push_async_callback(tracing.aclose)
-        engine = create_engine(
-            settings.resolved_database_url,
-            pool_size=settings.database_pool_size,
-            max_overflow=settings.database_max_overflow,
-            timeout_s=settings.database_timeout_s,
-        )
-        stack.push_async_callback(engine.dispose)
+        engine = _database(settings, stack)
         redis: Redis | None = None
         guard: RedisGuard | None = None
         if settings.redis_url:
@@ -156,15 +168,20 @@ async def build_state(
             stack.push_async_callback(listener.aclose)
             caches.start(listener)
         stack.push_async_callback(caches.aclose)
+        worker_id = uuid.uuid4().hex
+        journal = Journal(
+            settings.data_dir / "journal",
+            worker_id,
+            legacy=settings.data_dir / "pending-replies.jsonl",  # written by earlier versions
+        )
         writer = TurnWriter(
             sessions,
             checkpoint_s=settings.checkpoint_s,
             timeout_s=settings.database_timeout_s,
-            spill=settings.data_dir / "pending-replies.jsonl",
+            journal=journal,
         )
         await writer.start()
         stack.push_async_callback(writer.aclose)
-        worker_id = uuid.uuid4().hex
         registry, coordinator = await stack.enter_async_context(
             _runs(settings, sessions, guard, worker_id)
         )

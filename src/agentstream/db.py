@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from agentstream.kit import sqlite_driver
+from agentstream.kit import sqlite_driver, sqlite_wal
 from agentstream.kit.priority import setup_first
 
 SessionMaker = async_sessionmaker[AsyncSession]
@@ -38,12 +38,14 @@ def create_engine(
     max_overflow: int = 10,
     timeout_s: float = 60.0,
     ping_idle_s: float = PING_IDLE_S,
+    statement_timeout_s: float | None = None,
 ) -> AsyncEngine:
     """Create the async engine; SQLite gets WAL and foreign keys, PostgreSQL a bounded pool.
 
     ``timeout_s`` bounds how long a request queues for a connection (or SQLite's write lock)
     before it is answered with 503; a PostgreSQL connection idle ``ping_idle_s`` or longer is
-    pinged before use.
+    pinged before use. ``statement_timeout_s`` bounds each PostgreSQL statement and connect
+    (none for migrations, which may build large indexes).
     """
     if url.startswith("sqlite"):
         engine = create_async_engine(
@@ -64,6 +66,10 @@ def create_engine(
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # No checkpoint inside a COMMIT on the event loop: sqlite_wal.WalCheckpointer
+            # checkpoints on a thread; the WAL file is trimmed back when it starts over.
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+            cursor.execute(f"PRAGMA journal_size_limit={sqlite_wal.WAL_LIMIT_BYTES}")
             cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")
@@ -75,10 +81,39 @@ def create_engine(
 
         return engine
     engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=timeout_s
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=timeout_s,
+        connect_args=_statement_timeout(statement_timeout_s),
     )
     _ping_when_idle(engine, ping_idle_s)
     return engine
+
+
+def _statement_timeout(timeout_s: float | None) -> dict[str, Any]:
+    """asyncpg's arguments that keep a frozen or overloaded PostgreSQL from hanging requests.
+
+    The server cancels a statement that runs longer (``statement_timeout``); the client gives
+    up on one whose answer does not come (``command_timeout``: a frozen server, a cut network,
+    where the server's own timeout never reaches us) and on a connect that does not complete.
+    Either way the caller gets ``TimeoutError`` (503 ``unavailable``, a final write retried).
+    """
+    if not timeout_s:
+        return {}
+    return {
+        "command_timeout": timeout_s,
+        "timeout": timeout_s,
+        "server_settings": {"statement_timeout": str(int(timeout_s * 1000))},
+    }
+
+
+def wal_checkpointer(engine: AsyncEngine) -> sqlite_wal.WalCheckpointer | None:
+    """The WAL checkpointer a SQLite file database needs (``None`` for PostgreSQL)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return sqlite_wal.WalCheckpointer(database)
 
 
 def _ping_when_idle(engine: AsyncEngine, idle_s: float) -> None:

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
     database_max_overflow: int = 10
     database_timeout_s: float = 60.0
+    # PostgreSQL only: the longest a statement (or a connect) may take before it fails (503).
+    database_statement_timeout_s: float = 30.0
     redis_url: str | None = None
     redis_timeout_s: float = 0.25
     redis_cooldown_s: float = 5.0

@@ -1,4 +1,9 @@
-"""pydantic-ai's stream events → ours, recording what the reply is made of as it goes."""
+"""pydantic-ai's stream events → ours, recording what the reply is made of as it goes.
+
+Text from the model or a tool enters the reply here, made ``storable`` first (a NUL or a
+lone surrogate becomes U+FFFD): what a client is sent is then exactly what is stored, and
+neither an event's JSON encoding nor a database write can fail on it.
+"""
 
 from __future__ import annotations
 
@@ -17,28 +22,28 @@ from pydantic_ai.messages import (
 )
 
 from agentstream.chat import events as ev
-from agentstream.conversations.turns import Draft
 from agentstream.kit import jsonenc
+from agentstream.kit.text import storable, storable_json
 
 
 @dataclass
 class Reply:
     """The reply so far: text, tool calls with their results, and token counts."""
 
-    text: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)  # only ever appended to (checkpoints)
     tool_calls: dict[str, dict[str, Any]] = field(default_factory=dict)
     input_tokens: int = 0
     output_tokens: int = 0
-    version: int = 0  # moves on every change, so checkpoints skip replies that did not
+    tools_version: int = 0  # moves when a tool call or result is added
 
     @property
     def content(self) -> str:
         """The text produced so far."""
         return "".join(self.text)
 
-    def draft(self, run_id: uuid.UUID) -> Draft:
-        """A checkpoint of the reply."""
-        return Draft(run_id, self.content, list(self.tool_calls.values()))
+    def tool_call_list(self) -> list[dict[str, Any]]:
+        """The tool calls so far, with their results."""
+        return list(self.tool_calls.values())
 
     def usage(self, model: str) -> ev.Usage:
         """Token usage so far."""
@@ -51,7 +56,10 @@ class Reply:
 
 
 def _tool_result_text(content: Any) -> str:
-    return content if isinstance(content, str) else jsonenc.dumps(content).decode()
+    if isinstance(content, str):
+        return storable(content)
+    # orjson refuses lone surrogates in strings: they go first (and a NUL after encoding).
+    return storable(jsonenc.dumps(storable_json(content)).decode())
 
 
 @dataclass
@@ -75,8 +83,9 @@ class Translator:
             return self._tool_result(event)
         if not text:
             return None
+        if not text.isascii() or "\x00" in text:  # the common clean token skips the call
+            text = storable(text)
         self.reply.text.append(text)
-        self.reply.version += 1
         delta = ev.TextDelta(
             content=text, conversation_id=self.conversation_id if self.first_delta else None
         )
@@ -87,31 +96,29 @@ class Translator:
         # Emitted when the call is complete, so the arguments are too.
         part = event.part
         call = ev.ToolCall(
-            tool_name=part.tool_name, tool_args=part.args_as_dict(), tool_call_id=part.tool_call_id
+            tool_name=storable(part.tool_name),
+            tool_args=storable_json(part.args_as_dict()),
+            tool_call_id=storable(part.tool_call_id),
         )
-        self.reply.tool_calls[part.tool_call_id] = {
+        self.reply.tool_calls[call.tool_call_id] = {
             "tool_name": call.tool_name,
             "tool_args": call.tool_args,
             "tool_call_id": call.tool_call_id,
         }
-        self.reply.version += 1
+        self.reply.tools_version += 1
         return call
 
     def _tool_result(self, event: FunctionToolResultEvent) -> ev.ToolResult:
         result = event.part
         content = (
-            result.model_response()
+            storable(result.model_response())
             if isinstance(result, RetryPromptPart)
             else _tool_result_text(result.content)
         )
+        name, call_id = storable(result.tool_name), storable(result.tool_call_id)
         record = self.reply.tool_calls.setdefault(
-            result.tool_call_id,
-            {"tool_name": result.tool_name, "tool_args": {}, "tool_call_id": result.tool_call_id},
+            call_id, {"tool_name": name, "tool_args": {}, "tool_call_id": call_id}
         )
         record["tool_result_content"] = content
-        self.reply.version += 1
-        return ev.ToolResult(
-            tool_name=result.tool_name,
-            tool_call_id=result.tool_call_id,
-            tool_result_content=content,
-        )
+        self.reply.tools_version += 1
+        return ev.ToolResult(tool_name=name, tool_call_id=call_id, tool_result_content=content)

@@ -2,12 +2,14 @@
 
 A turn starts with the user message, an assistant placeholder (status ``interrupted``) and
 its run (``running``), so a crash leaves the turn visible; while the reply streams its text is
-checkpointed into the placeholder; when it ends, the final state, the run's and the usage row
-are written in one transaction.
+checkpointed into the placeholder (each checkpoint appends what is new); when it ends, the
+final state, the run's and the usage row are written in one transaction, which may be written
+again (a retry) without harm.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -15,10 +17,11 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from agentstream import tenancy
 from agentstream.kit.errors import NotFound
+from agentstream.kit.text import storable, storable_json
 from agentstream.models import (
     LIVE_RUN_STATUSES,
     Conversation,
@@ -31,6 +34,8 @@ from agentstream.models import (
 )
 from agentstream.tenancy import Caller
 from agentstream.usage.service import record_usage
+
+log = logging.getLogger("agentstream.turns")
 
 
 class AgentRef(Protocol):
@@ -76,11 +81,22 @@ class TurnOutcome:
 
 @dataclass(frozen=True)
 class Draft:
-    """A reply's text so far, to checkpoint."""
+    """A reply's whole text and tool calls so far."""
 
     run_id: uuid.UUID
     content: str
     tool_calls: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What changed in a streaming reply since its last checkpoint: ``text`` follows the
+    stored text (or, with ``rewrite``, replaces it); ``tool_calls``, when they changed."""
+
+    run_id: uuid.UUID
+    text: str
+    rewrite: bool = False
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 async def _continued(
@@ -238,13 +254,41 @@ async def start_turn(
     return identity, previous
 
 
-async def save_drafts(session: AsyncSession, drafts: Sequence[Draft]) -> None:
-    """Checkpoint the text of replies still streaming (one statement for all of them)."""
-    if drafts:
-        await session.execute(
-            update(Message),
-            [{"id": d.run_id, "content": d.content, "tool_calls": d.tool_calls} for d in drafts],
-        )
+# A checkpoint costs what changed: the new text is appended in the database (``||`` on both
+# backends), the tool calls are written only when they changed.
+_APPEND_TEXT = (
+    update(Message)
+    .where(Message.id == bindparam("run_id"))
+    .values(content=Message.content + bindparam("text", type_=Message.content.type))
+)
+_SET_TEXT = (
+    update(Message).where(Message.id == bindparam("run_id")).values(content=bindparam("text"))
+)
+_SET_TOOL_CALLS = (
+    update(Message)
+    .where(Message.id == bindparam("run_id"))
+    .values(tool_calls=bindparam("calls", type_=Message.tool_calls.type))
+)
+
+
+async def save_checkpoints(connection: AsyncConnection, checkpoints: Sequence[Checkpoint]) -> None:
+    """Store what changed in replies still streaming (a statement per kind of change, each
+    for every reply it concerns). A reply whose row is gone (its conversation was deleted)
+    matches nothing."""
+    appends = [
+        {"run_id": c.run_id, "text": c.text} for c in checkpoints if not c.rewrite and c.text
+    ]
+    rewrites = [{"run_id": c.run_id, "text": c.text} for c in checkpoints if c.rewrite]
+    calls = [
+        {"run_id": c.run_id, "calls": c.tool_calls} for c in checkpoints if c.tool_calls is not None
+    ]
+    for statement, rows in (
+        (_APPEND_TEXT, appends),
+        (_SET_TEXT, rewrites),
+        (_SET_TOOL_CALLS, calls),
+    ):
+        if rows:
+            await connection.execute(statement, rows)
 
 
 # The final write, built once: the reply, its run and the usage row are three statements run
@@ -271,9 +315,11 @@ _END_RUN = (
 
 
 async def finish_turn(session: AsyncSession, run: RunIdentity, outcome: TurnOutcome) -> None:
-    """Store the reply's final state in its placeholder and record the run's usage."""
+    """Store the reply's final state in its placeholder and record the run's usage (once: a
+    retry of this write changes nothing more). If the conversation was deleted while the reply
+    streamed, only the usage is recorded, without the conversation."""
     connection = await session.connection()
-    await connection.execute(
+    stored = await connection.execute(
         _STORE_REPLY,
         {
             "run_id": run.run_id,
@@ -292,9 +338,16 @@ async def finish_turn(session: AsyncSession, run: RunIdentity, outcome: TurnOutc
             "run_finished_at": utcnow(),
         },
     )
+    kept = stored.rowcount > 0
+    if not kept:
+        log.info(
+            "the conversation was deleted while its reply streamed; usage recorded without it",
+            extra={"message_id": str(run.run_id)},
+        )
     await record_usage(
         connection,
         run,
+        conversation_id=run.conversation_id if kept else None,
         model=run.model,
         input_tokens=outcome.input_tokens,
         output_tokens=outcome.output_tokens,
@@ -316,11 +369,19 @@ async def running_runs(
     return [(run_id, worker) for run_id, worker in rows]
 
 
+_SET_DRAFT = (
+    update(Message)
+    .where(Message.id == bindparam("run_id"))
+    .values(content=bindparam("text"), tool_calls=bindparam("calls", type_=Message.tool_calls.type))
+)
+
+
 async def interrupt_run(
     session: AsyncSession, run_id: uuid.UUID, recovered: Draft, last_seq: int
 ) -> uuid.UUID | None:
     """Mark a run whose worker died ``interrupted`` (once: the first caller claims it), keeping
-    the longer of its checkpoint and ``recovered`` text. Returns its conversation id if claimed.
+    the longer of its checkpoint and ``recovered`` text (made storable: it may come from an
+    event log written before text was). Returns its conversation id if claimed.
     """
     claimed: uuid.UUID | None = await session.scalar(
         update(RunRecord)
@@ -332,5 +393,13 @@ async def interrupt_run(
         return None
     stored = await session.scalar(select(Message.content).where(Message.id == run_id))
     if stored is not None and len(recovered.content) > len(stored):
-        await save_drafts(session, [recovered])
+        connection = await session.connection()
+        await connection.execute(
+            _SET_DRAFT,
+            {
+                "run_id": run_id,
+                "text": storable(recovered.content),
+                "calls": storable_json(recovered.tool_calls),
+            },
+        )
     return claimed

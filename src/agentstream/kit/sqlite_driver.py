@@ -19,6 +19,11 @@ else in the process that opens the database must use ``sqlite_module()`` too: tw
 the SQLite library in one process do not see each other's file locks (POSIX locks are per
 process), so their writers could run at once.
 
+WAL checkpoints do not run here either: SQLite would run one inside the ``COMMIT`` that grows
+the WAL past 1,000 pages (an fsync of the WAL and the database file, milliseconds, on the
+loop). Connections turn automatic checkpoints off (``db.create_engine``) and
+``kit/sqlite_wal.py`` checkpoints on a thread of its own.
+
 Passed to ``create_async_engine(module=...)`` for ``sqlite+aiosqlite`` URLs.
 """
 

@@ -1,4 +1,5 @@
-"""Usage: one row per run, and its daily rollup (kept by a trigger, see migration 0004)."""
+"""Usage: one row per run (unique by run id), and its daily rollup (kept by a trigger, see
+migration 0004)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,13 @@ from agentstream.models.base import Base, MessageStatus, Timestamped, enum_type
 
 class UsageLog(Timestamped, Base):
     __tablename__ = "usage_logs"
-    __table_args__ = (Index("ix_usage_logs_team_created", "team_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_usage_logs_team_created", "team_id", "created_at"),
+        # One row per run: a final write that is retried (its first commit's answer lost)
+        # never bills a run twice (an index, not a constraint: SQLite adds it without
+        # rebuilding the table, which would drop the rollup's trigger).
+        Index("ix_usage_logs_run_id", "run_id", unique=True),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     team_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
@@ -40,6 +47,9 @@ class UsageLog(Timestamped, Base):
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[MessageStatus] = mapped_column(enum_type(MessageStatus))
+    # The run billed (its assistant message's id). No foreign key: usage outlives a deleted
+    # conversation's runs. Rows from before runs had ids hold NULL.
+    run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
 
 
 class UsageDaily(Base):

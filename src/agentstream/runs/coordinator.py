@@ -89,6 +89,7 @@ class Coordinator:
         self._blocking = blocking
         self._active_runs = active_runs
         self._tasks: list[asyncio.Task[None]] = []
+        self._unreapable: set[uuid.UUID] = set()  # runs whose interruption failed (logged)
 
     async def start(self) -> None:
         """Announce this worker, interrupt what dead workers left running, then keep watch."""
@@ -221,7 +222,21 @@ class Coordinator:
             return  # cannot tell who is dead: interrupt nobody
         for run_id, worker in orphans:
             if worker not in alive:
-                await self._interrupt(run_id)
+                await self._interrupt_isolated(run_id)
+
+    async def _interrupt_isolated(self, run_id: uuid.UUID) -> None:
+        """Interrupt one run; whatever is wrong with it never stops the others (or a start)."""
+        try:
+            await self._interrupt(run_id)
+        except Exception as exc:
+            if is_unreachable(exc):
+                raise
+            if run_id not in self._unreapable:
+                self._unreapable.add(run_id)
+                log.exception(
+                    "could not interrupt a run whose worker is gone",
+                    extra={"message_id": str(run_id)},
+                )
 
     async def _interrupt(self, run_id: uuid.UUID) -> None:
         events: list[ev.ChatEvent] = []

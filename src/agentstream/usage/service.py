@@ -1,5 +1,6 @@
-"""Usage: one row per run (whole days rolled up by a trigger), and team totals over a date
-range: whole days from the rollup, the partial days at its edges from the rows."""
+"""Usage: one row per run (once, by run id; whole days rolled up by a trigger), and team
+totals over a date range: whole days from the rollup, the partial days at its edges from the
+rows."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections.abc import Callable, Hashable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from agentstream import tenancy
@@ -26,7 +28,10 @@ from agentstream.usage.schemas import (
 
 
 class Billed(Protocol):
-    """What a usage row is recorded against."""
+    """What a usage row is recorded against: a run (its id is the assistant message's)."""
+
+    @property
+    def run_id(self) -> uuid.UUID: ...
 
     @property
     def team_id(self) -> uuid.UUID: ...
@@ -37,31 +42,36 @@ class Billed(Protocol):
     @property
     def agent_id(self) -> uuid.UUID: ...
 
-    @property
-    def conversation_id(self) -> uuid.UUID: ...
 
-
-_INSERT_USAGE = insert(UsageLog)
+# Once per run: a final write retried after its first commit's answer was lost must not
+# bill the run again (``usage_logs.run_id`` is unique).
+_INSERT_USAGE = {
+    "postgresql": postgresql.insert(UsageLog).on_conflict_do_nothing(index_elements=["run_id"]),
+    "sqlite": sqlite.insert(UsageLog).on_conflict_do_nothing(index_elements=["run_id"]),
+}
 
 
 async def record_usage(
     connection: AsyncConnection,
     run: Billed,
     *,
+    conversation_id: uuid.UUID | None,
     model: str,
     input_tokens: int,
     output_tokens: int,
     duration_ms: int,
     status: MessageStatus,
 ) -> None:
-    """Insert the usage row of one run (the caller's transaction commits it)."""
+    """Insert the usage row of one run, unless it has one (the caller's transaction commits
+    it); ``conversation_id`` is ``None`` when the conversation was deleted meanwhile."""
     await connection.execute(
-        _INSERT_USAGE,
+        _INSERT_USAGE[connection.dialect.name],
         {
+            "run_id": run.run_id,
             "team_id": run.team_id,
             "user_id": run.user_id,
             "agent_id": run.agent_id,
-            "conversation_id": run.conversation_id,
+            "conversation_id": conversation_id,
             "model": model,
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
