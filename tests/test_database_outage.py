@@ -15,6 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from agentstream.app import build_state, create_app
+from agentstream.conversations.journal import unframe
+from agentstream.conversations.writer import decode
 from agentstream.models import Message, MessageStatus
 from agentstream.state import AppState
 from tests.conftest import make_settings
@@ -106,15 +108,48 @@ async def test_replies_finished_during_an_outage_are_stored_once_it_is_back(
             proxy.kill()
             script.release.set()
             ends = [await receive_until_terminal(ws) for ws in sockets]
-        # The clients got their normal terminal event although nothing could be stored yet.
+        # The clients got their normal terminal event although nothing could be stored yet,
+        # and by then each reply was on disk, in this worker's journal.
         assert [e[-1]["type"] for e in ends] == ["done"] * 10
         assert outage_state.writer.pending == 10
-        proxy.restore()
         ids = [uuid.UUID(e[-1]["message_id"]) for e in ends]
+        journal = outage_state.settings.data_dir / "journal" / f"{outage_state.worker_id}.jsonl"
+        lines = journal.read_bytes().splitlines()
+        assert sorted(decode(unframe(line) or b"")[0].run_id for line in lines) == sorted(ids)
+        proxy.restore()
         async with asyncio.timeout(30):
-            while outage_state.writer.pending:  # noqa: ASYNC110 (bounded poll of the retry)
+            # Bounded poll of the retry: all stored, and then nothing left in the journal.
+            while outage_state.writer.pending or journal.read_bytes():  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         async with outage_state.sessions() as session:
             rows = (await session.scalars(select(Message).where(Message.id.in_(ids)))).all()
     assert len(rows) == 10
     assert {(m.status, m.content) for m in rows} == {(MessageStatus.complete, "part one, part two")}
+
+
+async def test_a_frozen_database_is_503_unavailable_never_a_hung_request(
+    database_url: str, proxy: TcpProxy, tmp_path: Path
+) -> None:
+    """A SIGSTOPped PostgreSQL (or a cut network) answers nothing: the statement timeout, not
+    the pool's or the client's, ends the request."""
+    parts = urlsplit(database_url)
+    via_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    settings = make_settings(
+        via_proxy, tmp_path, database_statement_timeout_s=1, database_timeout_s=120
+    )
+    async with build_state(settings) as state, app_client(state) as client:
+        owner = await register(client)
+        await create_agent(client, owner, "bot")
+        proxy.freeze()
+        try:
+            async with asyncio.timeout(30):  # a hung request would stop here
+                for method, path, body in (
+                    ("GET", "/v1/agents", None),
+                    ("POST", "/v1/agents/bot/chat", {"message": "hi"}),
+                ):
+                    response = await client.request(method, path, json=body, headers=owner.headers)
+                    assert response.status_code == 503, (path, response.text)
+                    assert response.json()["error"] == "unavailable"
+        finally:
+            proxy.thaw()
+        assert (await client.get("/v1/agents", headers=owner.headers)).status_code == 200

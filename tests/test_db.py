@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 
 from agentstream.db import create_engine, create_session_maker, is_unreachable, transaction
+from agentstream.kit.sqlite_driver import WalCheckpointer
 
 
 async def test_sqlite_transactions_take_the_write_lock_first_come_first_served(
@@ -87,4 +88,33 @@ async def test_a_postgres_connection_back_from_use_a_moment_ago_is_not_pinged(
                 assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
         assert pings == []
     finally:
+        await engine.dispose()
+
+
+async def test_sqlite_wal_checkpoints_run_on_a_thread_never_inside_a_commit(
+    tmp_path: Path,
+) -> None:
+    """SQLite would checkpoint (two fsyncs) inside the COMMIT that grows the WAL past 1,000
+    pages, on the event loop; the engine's connections never do, the checkpointer's thread
+    does."""
+    path = tmp_path / "wal.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    checkpointer = WalCheckpointer(str(path), interval_s=0.01)
+    try:
+        async with engine.begin() as conn:
+            assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 0
+            await conn.execute(text("CREATE TABLE t (body TEXT)"))
+        for _ in range(3):  # well past 1,000 pages of 4 KiB, in separate commits
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO t VALUES (:b)"), [{"b": "x" * 4000}] * 600)
+        wal = path.with_name("wal.db-wal")
+        assert wal.stat().st_size > 1000 * 4096  # no commit checkpointed it
+        checkpointer.start()
+        async with asyncio.timeout(10):
+            while not (checkpointer.last and checkpointer.last[1] > 1000):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)  # bounded poll of the checkpointer's rounds
+        busy, frames, copied = checkpointer.last
+        assert (busy, copied) == (0, frames)  # every frame copied into the database
+    finally:
+        await checkpointer.aclose()
         await engine.dispose()

@@ -122,3 +122,22 @@ async def test_nul_characters_in_text_are_422_not_a_storage_error(
         response = await client.post(path, json=body, headers=owner.headers)
         assert response.status_code == 422, (path, response.text)
         assert response.json()["error"] == "validation_error"
+
+
+async def test_lone_surrogates_in_text_are_422_not_a_storage_error(
+    client: httpx.AsyncClient,
+) -> None:
+    """JSON's ``\\ud800`` escape decodes to a lone surrogate, which no database can store;
+    pydantic refuses such a string (``string_unicode``), on every request model."""
+    owner = await register(client)
+    await create_agent(client, owner, "bot")
+    headers = owner.headers | {"Content-Type": "application/json"}
+    for path, body in (
+        ("/v1/agents/bot/chat", b'{"message": "hi \\ud800"}'),
+        ("/v1/agents/bot/chat/stream", b'{"message": "\\udc00 there"}'),
+        ("/v1/memories", b'{"content": "remember \\ud83d"}'),
+        ("/v1/agents/bot/chat", b'{"message": "hi", "\\ud800": 1}'),  # the key is reported
+    ):
+        response = await client.post(path, content=body, headers=headers)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["error"] == "validation_error"

@@ -6,8 +6,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from agentstream.kit.text import storable
-
 # What the OpenAPI document says of every string field of a request body.
 NO_NUL = "^[^\x00]*$"
 
@@ -24,8 +22,7 @@ def _declare_no_nul(schema: dict[str, Any]) -> None:
 
 class Input(BaseModel):
     """Request bodies: unknown fields are an error, strings are trimmed, and no string may
-    hold a NUL character (PostgreSQL cannot store one: it would be a 500, not a 422) or a lone
-    surrogate (JSON's ``"\\ud800"`` decodes to one; no UTF-8 encoder, so no database, takes it)."""
+    hold a NUL character (PostgreSQL cannot store one: it would be a 500, not a 422)."""
 
     model_config = ConfigDict(
         extra="forbid", str_strip_whitespace=True, json_schema_extra=_declare_no_nul
@@ -34,8 +31,8 @@ class Input(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
-        if isinstance(value, str) and storable(value) is not value:
-            raise ValueError("must not contain NUL characters or lone surrogates")
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
         return value
 
 
