@@ -15,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -79,6 +80,7 @@ def create_engine(
             # this BEGIN ever waits for it (on aiosqlite's thread: ``kit/sqlite_driver.py``).
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+        event.listen(engine.sync_engine.pool, "checkin", sqlite_driver.inline_again)
         return engine
     engine = create_async_engine(
         url,
@@ -106,6 +108,16 @@ def _statement_timeout(timeout_s: float | None) -> dict[str, Any]:
         "timeout": timeout_s,
         "server_settings": {"statement_timeout": str(int(timeout_s * 1000))},
     }
+
+
+async def off_the_loop(connection: AsyncConnection) -> None:
+    """Run the rest of this connection's transaction (its commit included) on the driver's
+    thread: for background writes whose SQLite work would stall every stream (it is CPU and
+    I/O in the driver, not Python). PostgreSQL statements never run on the loop: a no-op."""
+    if connection.dialect.name == "sqlite":
+        raw = await connection.get_raw_connection()
+        if isinstance(raw.dbapi_connection, sqlite_driver.InlineConnection):
+            raw.dbapi_connection.offload = True
 
 
 def wal_checkpointer(engine: AsyncEngine) -> sqlite_wal.WalCheckpointer | None:

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agentstream.db import create_engine
+from agentstream.db import create_engine, off_the_loop
 from agentstream.kit.sqlite_driver import sqlite_module
 
 
@@ -78,6 +78,24 @@ async def test_statements_commits_and_rollbacks_run_without_a_hand_off(
         await conn.execute(text("DELETE FROM t"))
         await conn.rollback()  # undone
         assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 2
+    assert hand_offs.names == []
+
+
+async def test_a_background_transaction_runs_its_statements_and_commit_off_the_loop(
+    engine: AsyncEngine, hand_offs: HandOffs
+) -> None:
+    """``off_the_loop`` (a checkpoint of every streaming reply): the statements and the commit
+    go to aiosqlite's thread; back in the pool, the connection runs inline again."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))  # connected (and BEGIN run) before counting
+        hand_offs.reset()
+        await off_the_loop(conn)
+        await conn.execute(text("INSERT INTO t (n, word) VALUES (:n, :w)"), [{"n": 1, "w": "a"}])
+        await conn.commit()
+        assert hand_offs.names == ["_waiting", "_waiting"]  # the statement, the commit
+    hand_offs.reset()
+    async with engine.begin() as conn:
+        assert (await conn.execute(text("SELECT word FROM t"))).scalar_one() == "a"
     assert hand_offs.names == []
 
 

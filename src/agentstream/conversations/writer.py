@@ -34,7 +34,7 @@ from agentstream.conversations.turns import (
     finish_turn,
     save_checkpoints,
 )
-from agentstream.db import SessionMaker, is_unreachable, transaction
+from agentstream.db import SessionMaker, is_unreachable, off_the_loop, transaction
 from agentstream.kit import jsonenc
 from agentstream.kit.text import storable, storable_json
 from agentstream.models import MessageStatus
@@ -223,7 +223,11 @@ class TurnWriter:
 
     async def _store(self, checkpoints: Sequence[Checkpoint]) -> None:
         async with asyncio.timeout(self._timeout), transaction(self._sessions) as session:
-            await save_checkpoints(await session.connection(), checkpoints)
+            connection = await session.connection()
+            # SQLite rewrites each reply's row (pages of it) whatever changed: tens of ms for
+            # a thousand replies, which must not stall the streams on the loop.
+            await off_the_loop(connection)
+            await save_checkpoints(connection, checkpoints)
 
     async def _store_each(self, changes: list[tuple[_Tracked, Checkpoint, int, int]]) -> None:
         """After a batch failed on its data: each reply alone, so only a bad one is dropped."""

@@ -172,7 +172,7 @@ class InlineCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class InlineConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_aiosqlite", "_errors", "_timeout_ms")
+    __slots__ = ("_aiosqlite", "_errors", "_timeout_ms", "offload")
 
     _cursor_cls = InlineCursor
 
@@ -181,6 +181,10 @@ class InlineConnection(AsyncAdapt_aiosqlite_connection):
         self._aiosqlite = cast("aiosqlite.Connection", connection)
         self._timeout_ms = int(timeout_s * 1000)
         self._errors: type[Exception] = dbapi.sqlite.Error
+        # Set for a background transaction whose SQLite work is long enough to stall the
+        # loop (a checkpoint of every streaming reply): its statements and commit run on
+        # aiosqlite's thread, where SQLite releases the GIL; cleared when back in the pool.
+        self.offload = False
 
     @property
     def open(self) -> bool:
@@ -195,7 +199,7 @@ class InlineConnection(AsyncAdapt_aiosqlite_connection):
         """``fn``, from SQLAlchemy's sync side (one greenlet switch, no suspension unless it
         must wait)."""
         try:
-            return await_(self._now_or_waiting(fn))
+            return await_(self._on_thread(fn) if self.offload else self._now_or_waiting(fn))
         except Exception as error:
             self._handle_exception(error)
 
@@ -206,6 +210,10 @@ class InlineConnection(AsyncAdapt_aiosqlite_connection):
         except self._errors as exc:
             if not _is_busy(exc):
                 raise
+        return await self._on_thread(fn)
+
+    async def _on_thread(self, fn: Callable[[], T]) -> T:
+        """``fn`` on aiosqlite's thread, with the busy timeout."""
         async with self._execute_mutex:
             # aiosqlite's own way of running a function on its thread.
             result: T = await self._aiosqlite._execute(  # type: ignore[no-untyped-call]
@@ -264,3 +272,9 @@ def dbapi(extensions: Sequence[str] = ()) -> InlineDBAPI:
     (paths of loadable SQLite extensions) are loaded into each connection when the SQLite
     build allows it."""
     return InlineDBAPI(sqlite_module(), extensions)
+
+
+def inline_again(dbapi_connection: Any, _record: Any) -> None:
+    """A pool ``checkin`` listener: a connection back in the pool runs inline again."""
+    if isinstance(dbapi_connection, InlineConnection):
+        dbapi_connection.offload = False
