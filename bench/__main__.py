@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import redis
 
-from bench import bigdata, memory, peers, runs, tracing
+from bench import bigdata, checkpoints, memory, peers, runs, tracing
 from bench import scenarios as sc
 from bench.procs import Server
 from bench.profile import fixed_cpu, profile_requests
@@ -177,6 +177,13 @@ def _profile(work: Path, results: dict[str, Any]) -> None:
     results["profile_split"] = profile_requests(20, work)
     _log("[profile] fixed CPU per stream, in process")
     results["fixed_cpu"] = fixed_cpu(results["profile"]["peer_cpu_requests"])
+    _log("[profile] one checkpoint of 1,000 live replies, in process")
+    pg = _postgres_and_redis()
+    try:
+        results["checkpoints"] = checkpoints.run(pg[0] if pg else None, work)
+    finally:
+        if pg is not None:
+            _pg(f'DROP DATABASE IF EXISTS "{pg[1]}" WITH (FORCE)')
 
 
 def _start(servers: dict[str, Server]) -> dict[str, Server]:

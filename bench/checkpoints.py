@@ -113,3 +113,34 @@ def run(postgres_url: str | None, work: Path) -> dict[str, Any]:
             )
             out[name] = asyncio.run(_measure(settings))
     return out
+
+
+def section(results: dict[str, Any]) -> str:
+    """The report's section (empty when not measured)."""
+    measured = results.get("checkpoints")
+    if not isinstance(measured, dict):
+        return ""
+    rows = []
+    for name, label in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+        r = measured.get(name)
+        if not isinstance(r, dict):
+            continue
+        for mode, what in (
+            ("checkpoint", "`TurnWriter.checkpoint()` (appends)"),
+            ("rewrite", "whole texts rewritten, on the loop"),
+        ):
+            rows.append(
+                f"| {label} | {what} | {r[f'{mode}_loop_cpu_s'] * 1000:.1f} ms "
+                f"| {r[f'{mode}_cpu_s'] * 1000:.1f} ms | {r[f'{mode}_wall_s'] * 1000:.0f} ms |"
+            )
+    return f"""## Checkpoints
+
+One checkpoint of {measured["replies"]:,} streaming replies of {measured["reply_bytes"]:,} bytes
+that each gained {measured["new_bytes"]} bytes since the last one (`bench/checkpoints.py`, in
+process, medians of {ROUNDS}). The loop's CPU is what every stream of the worker waits for; the
+rewrite row is how checkpoints were written before they appended and, on SQLite, left the loop.
+
+| database | checkpoint | loop CPU | process CPU | wall |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+"""

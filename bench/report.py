@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.checkpoints import section as checkpoints_section
 from bench.report_bigdata import bigdata_lines, bigdata_section, bigdata_table
 from bench.report_memory import memory_section
 from bench.report_peers import peers_goals, peers_section, peers_table
@@ -229,6 +230,7 @@ Run `make bench` for the quick profile, `make bench-full` for the full one
 
 {runs_section(runs)}{bigdata_section(results)}{tracing}
 {memory_section(results)}
+{checkpoints_section(results)}
 ## Goals
 
 {chr(10).join(goals) or "- (no goal could be evaluated)"}
