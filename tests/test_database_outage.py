@@ -12,14 +12,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from agentstream.app import build_state, create_app
+from agentstream.chat.translate import Reply
 from agentstream.conversations.journal import unframe
 from agentstream.conversations.writer import decode
+from agentstream.db import transaction
 from agentstream.models import Message, MessageStatus
 from agentstream.state import AppState
 from tests.conftest import make_settings
+from tests.conversations.turns import new_turns, outcome, stored
 from tests.factories import Account, create_agent, register
 from tests.fakes.tcpproxy import TcpProxy
 from tests.streaming.scripted import Script
@@ -153,3 +156,31 @@ async def test_a_frozen_database_is_503_unavailable_never_a_hung_request(
         finally:
             proxy.thaw()
         assert (await client.get("/v1/agents", headers=owner.headers)).status_code == 200
+
+
+async def test_after_a_checkpoint_that_failed_mid_outage_the_whole_text_is_written(
+    outage_state: AppState, proxy: TcpProxy
+) -> None:
+    """A checkpoint that fails as the database goes away may still have committed: appending
+    its text again could repeat it, so the next checkpoint writes the reply's whole text."""
+    async with app_client(outage_state) as client:
+        (run,) = await new_turns(client, outage_state, 1)
+    reply = Reply()
+    outage_state.writer.track(run.run_id, reply)
+    reply.text.append("one")
+    async with asyncio.timeout(10):
+        while (await stored(outage_state.sessions, run.run_id)).content != "one":  # noqa: ASYNC110
+            await asyncio.sleep(0.02)  # bounded poll of the writer's own checkpoints
+    async with transaction(outage_state.sessions) as session:  # a mark an append would keep
+        connection = await session.connection()
+        await connection.execute(
+            update(Message).where(Message.id == run.run_id).values(content="one|")
+        )
+    proxy.kill()
+    reply.text.append(" two")
+    await outage_state.writer.checkpoint()  # fails: the database is unreachable
+    proxy.restore()
+    async with asyncio.timeout(10):
+        while (await stored(outage_state.sessions, run.run_id)).content != "one two":  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    await outage_state.writer.finish(run, outcome("one two"))
