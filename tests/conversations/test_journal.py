@@ -92,6 +92,19 @@ async def test_good_lines_are_kept_until_stored_when_the_database_is_down_at_sta
     assert journals(directory) == []
 
 
+async def test_the_pending_replies_file_of_earlier_versions_is_replayed_once(
+    client: httpx.AsyncClient, state: AppState, settings: Settings, tmp_path: Path
+) -> None:
+    (run,) = await new_turns(client, state, 1)
+    spill = tmp_path / "data" / "pending-replies.jsonl"  # unframed JSON lines, at shutdown
+    spill.parent.mkdir(parents=True)
+    spill.write_bytes(encode(run, outcome("left by 0.1")) + b"\n{torn")
+    async with build_state(make_settings(settings.resolved_database_url, tmp_path / "data")):
+        row = await stored(state.sessions, run.run_id)
+        assert (row.content, row.status) == ("left by 0.1", MessageStatus.complete)
+    assert not spill.exists()
+
+
 _SIBLING = """
 import asyncio, sys, uuid
 from pathlib import Path
