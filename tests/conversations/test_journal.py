@@ -150,6 +150,7 @@ async def test_a_live_siblings_journal_is_left_alone_and_replayed_once_it_is_dea
         if sibling.returncode is None:
             sibling.kill()
             await sibling.wait()
+        sibling.stdin.close()  # the transport closes once its last pipe does
 
 
 def test_two_workers_starting_together_never_both_take_a_journal(tmp_path: Path) -> None:
