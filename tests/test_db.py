@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 
 from agentstream.db import create_engine, create_session_maker, is_unreachable, transaction
-from agentstream.kit.sqlite_driver import WalCheckpointer
+from agentstream.kit.sqlite_wal import WalCheckpointer
 
 
 async def test_sqlite_transactions_take_the_write_lock_first_come_first_served(
