@@ -30,6 +30,7 @@ from agentstream.kit.middleware import RequestContextMiddleware
 from agentstream.kit.openapi import install_openapi
 from agentstream.kit.redis import RedisGuard, build_redis
 from agentstream.llm.registry import ModelRegistry
+from agentstream.mcp_servers.endpoints import router as mcp_servers_router
 from agentstream.memory.endpoints import router as memory_router
 from agentstream.memory.extraction import MemoryExtractor
 from agentstream.memory.semantic import SemanticMemory
@@ -254,6 +255,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         teams_router,
         apikeys_router,
         agents_router,
+        mcp_servers_router,
         conversations_router,
         chat_router,
         streaming_router,

@@ -14,6 +14,7 @@ from agentstream.db import transaction
 from agentstream.demo_account import DEMO_EMAIL, DEMO_PASSWORD
 from agentstream.models import Membership, Role, User
 from agentstream.state import AppState
+from agentstream.tenancy import Identity
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,10 @@ async def ensure_demo(state: AppState) -> DemoAccount | None:
     async with transaction(state.sessions) as session:
         if await session.scalar(select(func.count()).select_from(User)):
             return None
-        _, team = await auth.register(session, DEMO_EMAIL, DEMO_PASSWORD, "Demo", "Demo team")
+        user, team = await auth.register(session, DEMO_EMAIL, DEMO_PASSWORD, "Demo", "Demo team")
         await agents.create(
             session,
-            team.id,
+            Identity(team.id, user.id),
             AgentCreate(
                 slug="demo",
                 name="Demo agent",
@@ -70,7 +71,7 @@ async def create_agent(state: AppState, email: str, body: AgentCreate) -> uuid.U
             raise PermissionError(f"{email} is not an admin of their default team")
         agent = await agents.create(
             session,
-            membership.team_id,
+            membership,
             body,
             state.skills,
             state.models,

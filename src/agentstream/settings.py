@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import tempfile
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -38,7 +39,8 @@ class Settings(BaseSettings):
     refresh_token_ttl_s: int = 30 * 24 * 3600
     default_model: str = "demo"
     demo_token_delay_ms: float = 30.0
-    cors_origins: list[str] = Field(default_factory=list)
+    # Comma-separated in the environment (or a JSON list).
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     auto_migrate: bool = True
     log_level: str = "INFO"
     # text on a terminal, JSON lines otherwise; "json" / "text" force one.
@@ -79,6 +81,12 @@ class Settings(BaseSettings):
     memory_vector_scan: int = 5000
     memory_min_similarity: float = 0.3
 
+    # MCP servers (mcp_servers/): the hosts a server's URL may name (host names or ``*.suffix``;
+    # empty: none, so the server cannot be aimed at internal addresses by accident), and the
+    # longest a connection, a listing or a tool call may take.
+    mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    mcp_timeout_s: float = 30.0
+
     # ``openai:`` models read their streams with llm/lean_openai.py; false: pydantic-ai's own.
     lean_openai: bool = True
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
@@ -94,10 +102,12 @@ class Settings(BaseSettings):
     # Prompts, replies, instructions and tool arguments/results in spans: off by default.
     trace_content: bool = False
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "mcp_allowed_hosts", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str) and not value.startswith("["):
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.startswith("["):
+                return json.loads(value)
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 

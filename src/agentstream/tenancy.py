@@ -8,6 +8,7 @@ them simply does not exist for the caller (404, never 403). The caller is anythi
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select
@@ -16,6 +17,7 @@ from agentstream.models import (
     Agent,
     ApiKey,
     Conversation,
+    McpServer,
     Membership,
     Memory,
     Message,
@@ -33,6 +35,14 @@ class Caller(Protocol):
 
     @property
     def user_id(self) -> uuid.UUID: ...
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A caller made of plain ids (the CLI's, for instance)."""
+
+    team_id: uuid.UUID
+    user_id: uuid.UUID
 
 
 def agents(caller: Caller) -> Select[Agent]:
@@ -94,6 +104,11 @@ def usage_daily(caller: Caller) -> Select[UsageDaily]:
 def api_keys(caller: Caller) -> Select[ApiKey]:
     """The team's API keys."""
     return select(ApiKey).where(ApiKey.team_id == caller.team_id)
+
+
+def mcp_servers(caller: Caller) -> Select[McpServer]:
+    """The team's MCP servers."""
+    return select(McpServer).where(McpServer.team_id == caller.team_id)
 
 
 def memberships(caller: Caller) -> Select[Membership]:

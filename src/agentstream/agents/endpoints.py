@@ -30,7 +30,7 @@ async def create_agent(
 ) -> AgentPublic:
     """Create an agent (admins)."""
     agent = await service.create(
-        session, principal.team_id, body, state.skills, state.models, state.settings.default_model
+        session, principal, body, state.skills, state.models, state.settings.default_model
     )
     return service.to_public(agent, state.skills)
 
@@ -66,7 +66,7 @@ async def update_agent(
     state: StateDep,
 ) -> AgentPublic:
     """Change an agent; ``{"status": "paused"}`` pauses it (admins)."""
-    agent = await service.update(session, agent, body, state.skills, state.models)
+    agent = await service.update(session, principal, agent, body, state.skills, state.models)
     return service.to_public(agent, state.skills)
 
 

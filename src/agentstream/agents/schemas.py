@@ -21,6 +21,8 @@ ModelName = Annotated[
     AfterValidator(validate_model_string),
 ]
 SkillName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+McpServerName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,32}$")]
+McpServerNames = Annotated[list[McpServerName], Field(max_length=32)]
 
 
 class AgentSettings(Input):
@@ -37,6 +39,7 @@ class AgentCreate(Input):
     instructions: str = Field(default="", max_length=20_000)
     model: ModelName | None = None
     skills: list[SkillName] | None = Field(default=None, max_length=100)
+    mcp_servers: McpServerNames = Field(default_factory=list)
     settings: AgentSettings = Field(default_factory=AgentSettings)
 
 
@@ -45,6 +48,7 @@ class AgentUpdate(Input):
     instructions: str | None = Field(default=None, max_length=20_000)
     model: ModelName | None = None
     skills: list[SkillName] | None = Field(default=None, max_length=100)
+    mcp_servers: McpServerNames | None = None
     status: Literal["active", "paused"] | None = None
     settings: AgentSettings | None = None
 
@@ -56,6 +60,7 @@ class AgentPublic(Output):
     instructions: str
     model: str
     skills: list[str]
+    mcp_servers: list[str]
     status: AgentStatus
     settings: AgentSettings
     created_at: datetime

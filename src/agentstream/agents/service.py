@@ -17,6 +17,7 @@ from agentstream.kit.cache import Caches
 from agentstream.kit.errors import Conflict, NotFound, ValidationFailed
 from agentstream.kit.pagination import PageParams, paginate
 from agentstream.llm.registry import ModelRegistry, known_providers
+from agentstream.mcp_servers import service as mcp_service
 from agentstream.models import Agent, AgentStatus
 from agentstream.skills.catalog import SkillCatalog
 from agentstream.tenancy import Caller
@@ -34,6 +35,7 @@ class ChatAgent:
     skills: tuple[str, ...] | None
     status: AgentStatus
     settings: Mapping[str, Any]
+    mcp_servers: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, agent: Agent) -> ChatAgent:
@@ -49,6 +51,7 @@ class ChatAgent:
             skills,
             agent.status,
             settings,
+            tuple(agent.mcp_servers or ()),
         )
 
 
@@ -88,6 +91,7 @@ def to_public(agent: Agent, catalog: SkillCatalog) -> AgentPublic:
         instructions=agent.instructions,
         model=agent.model,
         skills=sorted(allowed_skills(agent, catalog)),
+        mcp_servers=list(agent.mcp_servers or ()),
         status=agent.status,
         settings=AgentSettings.model_validate(agent.settings),
         created_at=agent.created_at,
@@ -114,9 +118,18 @@ def _check_skills(skills: list[str] | None, catalog: SkillCatalog) -> None:
         )
 
 
+async def _check_mcp_servers(session: AsyncSession, caller: Caller, names: list[str]) -> None:
+    unknown = await mcp_service.unknown_names(session, caller, names)
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown MCP servers: {', '.join(unknown)}.",
+            details={"unknown_mcp_servers": unknown},
+        )
+
+
 async def create(
     session: AsyncSession,
-    team_id: uuid.UUID,
+    caller: Caller,
     body: AgentCreate,
     catalog: SkillCatalog,
     models: ModelRegistry,
@@ -125,13 +138,15 @@ async def create(
     """Create an agent; a duplicate slug in the team is a conflict."""
     _check_skills(body.skills, catalog)
     check_model(body.model or default_model, models)
+    await _check_mcp_servers(session, caller, body.mcp_servers)
     agent = Agent(
-        team_id=team_id,
+        team_id=caller.team_id,
         slug=body.slug,
         name=body.name,
         instructions=body.instructions,
         model=body.model or default_model,
         skills=body.skills,
+        mcp_servers=list(dict.fromkeys(body.mcp_servers)),
         settings=body.settings.model_dump(exclude_none=True),
     )
     session.add(agent)
@@ -145,6 +160,7 @@ async def create(
 
 async def update(
     session: AsyncSession,
+    caller: Caller,
     agent: Agent,
     body: AgentUpdate,
     catalog: SkillCatalog,
@@ -160,6 +176,9 @@ async def update(
     if "skills" in changes:
         _check_skills(body.skills, catalog)
         agent.skills = body.skills
+    if body.mcp_servers is not None:
+        await _check_mcp_servers(session, caller, body.mcp_servers)
+        agent.mcp_servers = list(dict.fromkeys(body.mcp_servers))
     if body.status is not None:
         agent.status = AgentStatus(body.status)
     if body.settings is not None:

@@ -9,6 +9,7 @@ down, kept for a retry that will store it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from typing import Any
 
 from pydantic_ai import RunContext
 from pydantic_ai.direct import model_request_stream
-from pydantic_ai.exceptions import ToolRetryError, UsageLimitExceeded
+from pydantic_ai.exceptions import ToolFailedError, ToolRetryError, UsageLimitExceeded
 from pydantic_ai.messages import (
     FunctionToolCallEvent,
     FunctionToolResultEvent,
@@ -31,6 +32,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tool_manager import ToolManager
+from pydantic_ai.toolsets import AbstractToolset, CombinedToolset
 from pydantic_ai.usage import RunUsage
 from sqlalchemy.exc import IntegrityError
 
@@ -47,6 +49,8 @@ from agentstream.conversations.turns import RunIdentity, TurnOutcome, start_turn
 from agentstream.db import transaction
 from agentstream.kit.errors import AgentInactive
 from agentstream.kit.priority import setup_first
+from agentstream.mcp_servers.service import run_servers
+from agentstream.mcp_servers.toolsets import McpServerConfig, server_toolset
 from agentstream.memory.extraction import Turn
 from agentstream.memory.service import VectorSearch, retrieve
 from agentstream.models import AgentStatus, MessageStatus
@@ -80,6 +84,7 @@ class PreparedRun:
     on_disconnect: str
     trace: RunSpan | None = None  # the run's span, when tracing is on
     waiting: Waiting | None = None  # stored ``queued``: starts when the conversation is free
+    mcp_servers: tuple[McpServerConfig, ...] = ()  # the agent's, with their headers opened
 
 
 def _active(agent: ChatAgent) -> ChatAgent:
@@ -155,6 +160,7 @@ async def _prepare_once(
             state.caches,
             vector,
         )
+        mcp_servers = await run_servers(session, principal, agent.mcp_servers, state.settings)
     if trace is not None:
         trace.identify(identity)
     skills = allowed_skills(agent, state.skills)
@@ -173,6 +179,7 @@ async def _prepare_once(
         on_disconnect=request.on_disconnect,
         trace=trace,
         waiting=gate.waiting,
+        mcp_servers=mcp_servers,
     )
 
 
@@ -185,7 +192,19 @@ async def _call_tool(tools: ToolManager[ChatDeps], call: ToolCallPart) -> ToolRe
         if isinstance(part, ToolReturnPart):
             return part
         return ToolReturnPart(call.tool_name, part.model_response(), call.tool_call_id)
+    except ToolFailedError as failed:  # a tool (an MCP server) that failed: the model is told
+        return failed.tool_failed
     return ToolReturnPart(call.tool_name, result, call.tool_call_id)
+
+
+def _toolset(state: AppState, run: PreparedRun) -> AbstractToolset[ChatDeps] | None:
+    """The run's tools: the skill tools (if it may use skills) and its MCP servers' tools."""
+    toolsets: list[AbstractToolset[ChatDeps]] = [_SKILL_TOOLS] if run.skills else []
+    timeout = state.settings.mcp_timeout_s
+    toolsets.extend(server_toolset(server, timeout) for server in run.mcp_servers)
+    if len(toolsets) <= 1:
+        return toolsets[0] if toolsets else None
+    return CombinedToolset(toolsets)
 
 
 async def _stream_model(
@@ -209,44 +228,49 @@ async def _stream_model(
     ctx = RunContext(
         deps=deps, model=model, usage=RunUsage(), prompt=run.prompt, max_retries=_TOOL_RETRIES
     )
-    # With tracing on, pydantic-ai's own instrumentation makes the model and tool spans.
-    tools = (
-        await ToolManager[ChatDeps](_SKILL_TOOLS, state.tracing.tool_spans).for_run_step(ctx)
-        if run.skills
-        else None
-    )
-    instrument = state.tracing.instrumentation or False
-    pacer = setup_first.pacer()  # this stream's budget for giving way to new ones
-    parameters = ModelRequestParameters(function_tools=tools.tool_defs if tools else [])
-    for step in range(1, _MAX_MODEL_REQUESTS + 1):
-        async with model_request_stream(
-            model,
-            messages,
-            model_settings=run.model_settings,
-            model_request_parameters=parameters,
-            instrument=instrument,
-        ) as stream:
-            async for event in stream:
-                await pacer.give_way()
-                if (ours := translator.translate(event)) is not None:
+    toolset = _toolset(state, run)
+    async with contextlib.AsyncExitStack() as stack:
+        if toolset is not None:
+            # MCP servers connect here, once for the run, and close with it (cancel included).
+            await stack.enter_async_context(toolset)
+            # With tracing on, pydantic-ai's own instrumentation makes the model and tool spans.
+            tools: ToolManager[ChatDeps] | None = await ToolManager[ChatDeps](
+                toolset, state.tracing.tool_spans
+            ).for_run_step(ctx)
+        else:
+            tools = None
+        instrument = state.tracing.instrumentation or False
+        pacer = setup_first.pacer()  # this stream's budget for giving way to new ones
+        parameters = ModelRequestParameters(function_tools=tools.tool_defs if tools else [])
+        for step in range(1, _MAX_MODEL_REQUESTS + 1):
+            async with model_request_stream(
+                model,
+                messages,
+                model_settings=run.model_settings,
+                model_request_parameters=parameters,
+                instrument=instrument,
+            ) as stream:
+                async for event in stream:
+                    await pacer.give_way()
+                    if (ours := translator.translate(event)) is not None:
+                        yield ours
+                response = stream.get()
+            reply.input_tokens += response.usage.input_tokens
+            reply.output_tokens += response.usage.output_tokens
+            messages.append(response)
+            if tools is None or not response.tool_calls:
+                return
+            results: list[ModelRequestPart] = []
+            for call in response.tool_calls:
+                if (ours := translator.translate(FunctionToolCallEvent(call))) is not None:
                     yield ours
-            response = stream.get()
-        reply.input_tokens += response.usage.input_tokens
-        reply.output_tokens += response.usage.output_tokens
-        messages.append(response)
-        if tools is None or not response.tool_calls:
-            return
-        results: list[ModelRequestPart] = []
-        for call in response.tool_calls:
-            if (ours := translator.translate(FunctionToolCallEvent(call))) is not None:
-                yield ours
-            result = await _call_tool(tools, call)
-            if (ours := translator.translate(FunctionToolResultEvent(result))) is not None:
-                yield ours
-            results.append(result)
-        messages.append(ModelRequest(results, instructions=instructions))
-        ctx = replace(ctx, run_step=step, messages=messages)
-        tools = await tools.for_run_step(ctx)
+                result = await _call_tool(tools, call)
+                if (ours := translator.translate(FunctionToolResultEvent(result))) is not None:
+                    yield ours
+                results.append(result)
+            messages.append(ModelRequest(results, instructions=instructions))
+            ctx = replace(ctx, run_step=step, messages=messages)
+            tools = await tools.for_run_step(ctx)
     raise UsageLimitExceeded(f"The reply needed more than {_MAX_MODEL_REQUESTS} model requests.")
 
 

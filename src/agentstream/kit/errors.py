@@ -71,6 +71,18 @@ class ValidationFailed(AppError):
     default_message = "The request is invalid."
 
 
+class McpHostNotAllowed(AppError):
+    status_code = 422
+    code = "mcp_host_not_allowed"
+    default_message = "The MCP server's host is not in AGENTSTREAM_MCP_ALLOWED_HOSTS."
+
+
+class McpUnavailable(AppError):
+    status_code = 502
+    code = "mcp_unavailable"
+    default_message = "The MCP server could not be reached."
+
+
 class RateLimited(AppError):
     status_code = 429
     code = "rate_limited"

@@ -25,8 +25,10 @@ _DESCRIPTIONS = {
     404: "Not found in the caller's team (`<thing>_not_found`); foreign ids are 404 too.",
     409: "Conflicts with existing state (`conflict`, `agent_inactive`, `conversation_busy`).",
     413: "The request body is too large (`payload_too_large`).",
-    422: "The request is invalid (`validation_error`); `details.errors` lists the fields.",
+    422: "The request is invalid (`validation_error`, `mcp_host_not_allowed`); `details.errors` "
+    "lists the fields.",
     429: "Rate limited (`rate_limited`, `too_many_runs`); see `Retry-After`.",
+    502: "An MCP server could not be reached (`mcp_unavailable`).",
     503: "The database is unreachable or overloaded (`unavailable`); see `Retry-After`.",
 }
 
@@ -34,7 +36,7 @@ _DESCRIPTIONS = {
 _CONFLICTS = re.compile(
     r"^(POST /v1/auth/register|POST /v1/agents|POST /v1/teams|POST /v1/teams/\{team_id\}/members"
     r"|(PATCH|DELETE) /v1/teams/\{team_id\}/members/\{user_id\}"
-    r"|POST /v1/agents/\{slug\}/chat.*)$"
+    r"|POST /v1/mcp-servers|POST /v1/agents/\{slug\}/chat.*)$"
 )
 # Unauthenticated operations under the per-IP auth limit.
 _AUTH_LIMITED = frozenset({"POST /v1/auth/register", "POST /v1/auth/login"})
@@ -44,6 +46,8 @@ _BODY_CREDENTIAL = frozenset(
 )
 # Operations that look up a named row from the body or query (an agent by slug).
 _LOOKUPS = frozenset({"POST /v1/memories", "GET /v1/memories", "GET /v1/conversations"})
+# Operations that call out to an MCP server.
+_UPSTREAM = frozenset({"GET /v1/mcp-servers/{name}/tools"})
 # Server-Sent Events responses: the body is ``text/event-stream``, not JSON.
 _SSE = re.compile(r"^POST /v1/agents/\{slug\}/chat/stream(/advanced)?$")
 # A urlsafe-base64 cursor, as list responses hand it out.
@@ -81,6 +85,8 @@ def error_statuses(key: str, operation: dict[str, Any]) -> set[int]:
         statuses.add(404)
     if _CONFLICTS.match(key):
         statuses.add(409)
+    if key in _UPSTREAM:
+        statuses.add(502)
     return statuses
 
 

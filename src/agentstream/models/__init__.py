@@ -16,6 +16,7 @@ from agentstream.models.base import (
     utcnow,
 )
 from agentstream.models.conversations import Conversation, Message, RunRecord
+from agentstream.models.mcp import ApprovalSetting, McpServer
 from agentstream.models.memory import Memory
 from agentstream.models.usage import UsageDaily, UsageLog
 
@@ -24,8 +25,10 @@ __all__ = [
     "Agent",
     "AgentStatus",
     "ApiKey",
+    "ApprovalSetting",
     "Base",
     "Conversation",
+    "McpServer",
     "Membership",
     "Memory",
     "Message",

@@ -31,6 +31,8 @@ class Agent(Timestamped, Base):
     model: Mapped[str] = mapped_column(String(200))
     # None means "every available skill"; [] means none.
     skills: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    # Names of the team's MCP servers whose tools the agent may use (``<server>__<tool>``).
+    mcp_servers: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     status: Mapped[AgentStatus] = mapped_column(enum_type(AgentStatus), default=AgentStatus.active)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

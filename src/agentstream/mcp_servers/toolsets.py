@@ -1,0 +1,197 @@
+"""An agent's MCP servers as pydantic-ai toolsets: tools named ``<server>__<tool>``, each
+server guarded so that one down, slow or failing gives the model a tool error, never the run.
+
+The approval setting of a server is carried on each of its tools' definitions
+(``metadata["needs_approval"]``, from :func:`needs_approval`), for the approval step to read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import pydantic_core
+from pydantic_ai import RunContext
+from pydantic_ai.exceptions import ModelRetry, ToolFailed
+from pydantic_ai.mcp import MCPToolset
+from pydantic_ai.tools import AgentDepsT, ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
+
+from agentstream.models import ApprovalSetting
+
+log = logging.getLogger("agentstream.mcp")
+
+# The most of one tool result the model (and the stored message) gets, in UTF-8 bytes.
+RESULT_LIMIT = 64 * 1024
+# ``<server>__<tool>``: PrefixedToolset joins prefix and name with one ``_``.
+SEPARATOR = "__"
+
+
+@dataclass(frozen=True)
+class McpServerConfig:
+    """What a run needs of one MCP server, read (and its headers opened) before it starts."""
+
+    name: str
+    url: str
+    approval: ApprovalSetting
+    headers: dict[str, str] | None = None
+
+
+def needs_approval(approval: ApprovalSetting, tool_name: str) -> bool:
+    """Whether a call to ``tool_name`` (the server's own name for it) must be approved first."""
+    if approval == "always":
+        return True
+    if approval == "never":
+        return False
+    return tool_name in approval
+
+
+def tool_needs_approval(tool_def: ToolDefinition) -> bool:
+    """Whether a tool of a run's toolset is an MCP tool whose calls need approval."""
+    return bool((tool_def.metadata or {}).get("needs_approval"))
+
+
+def host_allowed(url: str, allowed: Sequence[str]) -> bool:
+    """Whether ``url``'s host is one of ``allowed`` (host names, or ``*.suffix`` for any
+    subdomain of ``suffix``)."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    if not host:
+        return False
+    for entry in allowed:
+        pattern = entry.strip().lower().rstrip(".")
+        if pattern.startswith("*."):
+            if host.endswith(pattern[1:]) and len(host) > len(pattern) - 1:
+                return True
+        elif pattern and host == pattern:
+            return True
+    return False
+
+
+def cap_result(result: Any, limit: int = RESULT_LIMIT) -> Any:
+    """``result`` as it is when it is at most ``limit`` bytes, else its first ``limit`` bytes
+    as text with a note saying so."""
+    if isinstance(result, str):
+        if len(result) <= limit // 4:  # at most 4 bytes a character: no need to encode
+            return result
+        data = result.encode("utf-8", "surrogatepass")
+    else:
+        try:
+            data = pydantic_core.to_json(result)
+        except pydantic_core.PydanticSerializationError:
+            data = str(result).encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return result
+    kept = data[:limit].decode("utf-8", "ignore")
+    return (
+        f"{kept}\n\n[Truncated: the tool's result was {len(data)} bytes; "
+        f"only the first {limit} are shown.]"
+    )
+
+
+@dataclass
+class GuardedMcpToolset(WrapperToolset[AgentDepsT]):
+    """One MCP server of a run: connected once for the run (and closed with it), its tools
+    marked with their approval setting, its failures turned into tool errors for the model.
+
+    A server that cannot be reached when the run starts contributes no tools (logged); one
+    that fails, times out or drops during a call answers that call with a tool error.
+    """
+
+    server: McpServerConfig = field(kw_only=True)
+    timeout_s: float = field(kw_only=True)
+    _entered: bool = field(default=False, init=False)
+    _down: bool = field(default=False, init=False)
+
+    async def __aenter__(self) -> Self:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self.wrapped.__aenter__()
+        except Exception as exc:
+            self._fail("could not connect", exc)
+        else:
+            self._entered = True
+        return self
+
+    async def __aexit__(self, *args: Any) -> bool | None:
+        if not self._entered:
+            return None
+        self._entered = False
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self.wrapped.__aexit__(*args)
+        except Exception as exc:
+            log.warning("MCP server %r did not close cleanly: %r", self.server.name, exc)
+        return None
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        self._down = True
+        log.warning("MCP server %r %s: %r", self.server.name, what, exc)
+
+    async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
+        if self._down or not self._entered:
+            return {}
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                tools = await self.wrapped.get_tools(ctx)
+        except Exception as exc:
+            self._fail("could not list its tools", exc)
+            return {}
+        approval = self.server.approval
+        return {
+            name: replace(
+                tool,
+                tool_def=replace(
+                    tool.tool_def,
+                    metadata={
+                        **(tool.tool_def.metadata or {}),
+                        "mcp_server": self.server.name,
+                        "needs_approval": needs_approval(approval, name),
+                    },
+                ),
+            )
+            for name, tool in tools.items()
+        }
+
+    async def call_tool(
+        self,
+        name: str,
+        tool_args: dict[str, Any],
+        ctx: RunContext[AgentDepsT],
+        tool: ToolsetTool[AgentDepsT],
+    ) -> Any:
+        server = self.server.name
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                result = await self.wrapped.call_tool(name, tool_args, ctx, tool)
+        except TimeoutError as exc:
+            log.warning("MCP tool %s/%s timed out", server, name)
+            raise ToolFailed(
+                f"The MCP server '{server}' did not answer within {self.timeout_s:g} seconds."
+            ) from exc
+        except ToolFailed:
+            raise  # the tool's own error, as the server reported it
+        except ModelRetry as exc:  # a protocol error: a failed result, not a retry to spend
+            raise ToolFailed(f"The MCP server '{server}' failed the call: {exc.message}") from exc
+        except Exception as exc:
+            log.warning("MCP tool %s/%s failed: %r", server, name, exc)
+            raise ToolFailed(f"The MCP server '{server}' is unavailable.") from exc
+        return cap_result(result)
+
+
+def server_toolset(server: McpServerConfig, timeout_s: float) -> AbstractToolset[AgentDepsT]:
+    """One server's tools, guarded, named ``<server>__<tool>``."""
+    client = MCPToolset[AgentDepsT](
+        server.url,
+        id=server.name,
+        headers=server.headers or None,
+        init_timeout=timeout_s,
+        # The guard's own timeout ends a call first; this only bounds the session's reads.
+        read_timeout=timeout_s + 5,
+        tool_error_behavior="failed",
+    )
+    guarded = GuardedMcpToolset[AgentDepsT](client, server=server, timeout_s=timeout_s)
+    return guarded.prefixed(server.name + SEPARATOR[:-1])
