@@ -59,7 +59,9 @@ class ToolServer:
 async def serve_mcp(tools: ToolServer) -> AsyncIterator[str]:
     """Serve ``tools`` on 127.0.0.1; yields the MCP endpoint's URL."""
     app = tools.build().streamable_http_app()
-    sock = socket.socket()
+    # IPPROTO_TCP named, so asyncio sets TCP_NODELAY on the accepted connections (it checks
+    # the protocol number); without it every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, lifespan="on", log_config=None, log_level="warning")
@@ -82,6 +84,19 @@ def refused_url() -> Iterator[str]:
     """An MCP URL on 127.0.0.1 where nothing listens (a bound, never-listening port refuses)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+    finally:
+        sock.close()
+
+
+@contextmanager
+def silent_url() -> Iterator[str]:
+    """An MCP URL on 127.0.0.1 that accepts connections and never answers (the kernel
+    completes the handshake on a listening socket that nobody accepts from)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
     finally:

@@ -20,12 +20,13 @@ from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls
 from agentstream.mcp_servers.toolsets import RESULT_LIMIT
 from agentstream.state import AppState
 from tests.factories import Account, create_agent, register
-from tests.fakes.mcp_server import ToolServer, refused_url, serve_mcp
+from tests.fakes.mcp_server import ToolServer, refused_url, serve_mcp, silent_url
 from tests.live import serve_in_loop
 from tests.mcp_servers.conftest import register_server
 from tests.runs.test_runs import open_stream, take
 from tests.streaming.scripted import parse_sse
 from tests.streaming.test_ui_protocols import agui_body, agui_events, ui_body, ui_chunks
+from tests.streaming.wsclient import receive_until_terminal, ws_connect
 
 
 @dataclass
@@ -197,6 +198,26 @@ async def test_a_down_server_gives_no_tools_and_the_run_completes(
     assert events[-1]["status"] == "complete"
 
 
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"mcp_allowed_hosts": ["127.0.0.1"], "mcp_timeout_s": 0.5, "memory_extraction": False}],
+)
+async def test_a_server_that_never_answers_costs_one_timeout_and_no_tools(
+    client: httpx.AsyncClient, owner: Account, tool_agent: MakeAgent
+) -> None:
+    with silent_url() as url:
+        await register_server(client, owner, "mute", url)
+        model = CallsTool("mute__echo", {"text": "hi"})
+        slug = await tool_agent(model, ["mute"])
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        events = await asyncio.wait_for(_advanced(client, owner, slug), 10)
+        took = loop.time() - started
+    assert model.tool_names[0] == []
+    assert events[-1]["status"] == "complete"
+    assert took < 3, took  # one 0.5 s connect timeout (and a close), never a hung run
+
+
 async def test_a_server_that_goes_down_mid_run_is_a_tool_error(
     client: httpx.AsyncClient, owner: Account, state: AppState, tool_agent: MakeAgent
 ) -> None:
@@ -298,6 +319,26 @@ async def test_vercel_and_agui_carry_mcp_tool_calls(
     result = next(e for e in events if e["type"] == "TOOL_CALL_RESULT")
     assert result["content"] == "echo: ui"
     assert events[-1]["type"] == "RUN_FINISHED"
+
+
+async def test_websocket_carries_mcp_tool_calls(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    owner: Account,
+    mcp_url: str,
+    tool_agent: MakeAgent,
+) -> None:
+    await register_server(client, owner, "srv", mcp_url)
+    slug = await tool_agent(CallsTool("srv__echo", {"text": "ws"}), ["srv"])
+    async with ws_connect(app, f"/v1/agents/{slug}/ws?token={owner.access_token}") as ws:
+        assert (await ws.receive_json())["type"] == "auth_ok"
+        await ws.send_json({"type": "message", "content": "go"})
+        events = await receive_until_terminal(ws)
+    call, result = _of(events, "tool_call")[0], _of(events, "tool_result")[0]
+    assert (call["tool_name"], call["tool_args"]) == ("srv__echo", {"text": "ws"})
+    assert result["tool_result_content"] == "echo: ws"
+    assert _text(events) == "The tool said: echo: ws"
+    assert events[-1]["status"] == "complete"
 
 
 async def test_another_teams_agent_never_gets_the_tools(
