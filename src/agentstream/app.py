@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentstream.agents.endpoints import router as agents_router
 from agentstream.apikeys.endpoints import router as apikeys_router
+from agentstream.approvals.endpoints import router as approvals_router
 from agentstream.auth.endpoints import router as auth_router
 from agentstream.chat.endpoints import router as chat_router
 from agentstream.conversations.endpoints import router as conversations_router
@@ -260,6 +261,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         chat_router,
         streaming_router,
         runs_router,
+        approvals_router,
         memory_router,
         usage_router,
         metrics_router,

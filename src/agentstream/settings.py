@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     max_active_runs_per_user: int = 5
     run_events_ttl_s: float = 3600.0
     run_lease_s: float = 30.0
+    # A tool call waiting for approval longer than this is denied as expired.
+    approval_ttl_s: float = 86400.0
     workers: int = 1
     # The server process's garbage collector thresholds (``gc.set_threshold``); see server.py.
     gc_threshold: tuple[int, int, int] = (50_000, 20, 100)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends
@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.requests import HTTPConnection
 
+from agentstream.chat.tools import ToolSources
 from agentstream.conversations.writer import TurnWriter
 from agentstream.db import SessionMaker
 from agentstream.kit.cache import Caches
@@ -46,6 +47,8 @@ class AppState:
     memory: SemanticMemory
     caches: Caches
     tracing: Tracing
+    # Where agents' tools come from beyond skills (MCP servers; tests register their own).
+    tools: ToolSources = field(default_factory=ToolSources)
 
 
 def get_state(conn: HTTPConnection) -> AppState:

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Select, and_, or_, select
 from agentstream.models import (
     Agent,
     ApiKey,
+    Approval,
     Conversation,
     McpServer,
     Membership,
@@ -70,6 +71,13 @@ def runs(caller: Caller) -> Select[RunRecord]:
     """The caller's own runs (nobody else may see, cancel or resume them)."""
     return select(RunRecord).where(
         RunRecord.team_id == caller.team_id, RunRecord.user_id == caller.user_id
+    )
+
+
+def approvals(caller: Caller) -> Select[Approval]:
+    """The tool calls waiting for (or decided by) the caller: only a run's owner decides."""
+    return select(Approval).where(
+        Approval.team_id == caller.team_id, Approval.user_id == caller.user_id
     )
 
 

@@ -28,6 +28,8 @@ ErrorCode = Literal[
     "too_many_runs",
     "run_events_expired",
     "conversation_busy",
+    "approval_not_found",
+    "approval_already_decided",
 ]
 
 
@@ -98,8 +100,23 @@ class Done(Event):
     conversation_id: uuid.UUID
     message_id: uuid.UUID
     usage: Usage
-    status: Literal[MessageStatus.complete, MessageStatus.cancelled, MessageStatus.interrupted]
+    status: Literal[
+        MessageStatus.complete,
+        MessageStatus.cancelled,
+        MessageStatus.interrupted,
+        MessageStatus.awaiting_approval,
+    ]
     content: str | None = None
+
+
+class ApprovalRequired(Event):
+    """A tool call that waits for its owner's decision (the run then ends ``awaiting_approval``)."""
+
+    type: Literal["approval_required"] = "approval_required"
+    approval_id: uuid.UUID
+    tool_call_id: str
+    tool_name: str
+    tool_args: dict[str, Any]
 
 
 class Queued(Event):
@@ -132,11 +149,20 @@ class Pong(Event):
 
 
 ChatEvent = Annotated[
-    MemoryContext | Queued | Typing | TextDelta | ToolCall | ToolResult | UsageEvent | Done | Error,
+    MemoryContext
+    | Queued
+    | Typing
+    | TextDelta
+    | ToolCall
+    | ToolResult
+    | ApprovalRequired
+    | UsageEvent
+    | Done
+    | Error,
     Field(discriminator="type"),
 ]
 TERMINAL_TYPES = frozenset({"done", "error"})
-BASIC_TYPES = frozenset({"queued", "text_delta", "usage", "done", "error"})
+BASIC_TYPES = frozenset({"queued", "text_delta", "approval_required", "usage", "done", "error"})
 """What the basic SSE endpoint shows of a run."""
 
 # Domain error codes a client may see as-is in an ``error`` event; anything else is internal.

@@ -12,13 +12,19 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic_ai import RunContext
 from pydantic_ai.direct import model_request_stream
-from pydantic_ai.exceptions import ToolFailedError, ToolRetryError, UsageLimitExceeded
+from pydantic_ai.exceptions import (
+    ApprovalRequired,
+    ToolFailedError,
+    ToolRetryError,
+    UsageLimitExceeded,
+)
 from pydantic_ai.messages import (
     FunctionToolCallEvent,
     FunctionToolResultEvent,
@@ -32,11 +38,14 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tool_manager import ToolManager
+from pydantic_ai.tools import ToolDefinition, ToolDenied
 from pydantic_ai.toolsets import AbstractToolset, CombinedToolset
 from pydantic_ai.usage import RunUsage
 from sqlalchemy.exc import IntegrityError
 
 from agentstream.agents.service import ChatAgent, allowed_skills, chat_agent
+from agentstream.approvals.resume import Decision, Resume
+from agentstream.approvals.service import continue_turn
 from agentstream.auth.service import Principal
 from agentstream.chat import events as ev
 from agentstream.chat.deps import ChatDeps
@@ -47,10 +56,10 @@ from agentstream.chat.schemas import ChatRequest
 from agentstream.chat.translate import Reply, Translator
 from agentstream.conversations.turns import RunIdentity, TurnOutcome, start_turn
 from agentstream.db import transaction
-from agentstream.kit.errors import AgentInactive
+from agentstream.kit.errors import AgentInactive, ConversationBusy
 from agentstream.kit.priority import setup_first
 from agentstream.mcp_servers.service import run_servers
-from agentstream.mcp_servers.toolsets import McpServerConfig, server_toolset
+from agentstream.mcp_servers.toolsets import McpServerConfig, server_toolset, tool_needs_approval
 from agentstream.memory.extraction import Turn
 from agentstream.memory.service import VectorSearch, retrieve
 from agentstream.models import AgentStatus, MessageStatus
@@ -85,6 +94,7 @@ class PreparedRun:
     trace: RunSpan | None = None  # the run's span, when tracing is on
     waiting: Waiting | None = None  # stored ``queued``: starts when the conversation is free
     mcp_servers: tuple[McpServerConfig, ...] = ()  # the agent's, with their headers opened
+    resume: Resume | None = None  # a continuation: the paused turn, decided; no new prompt
 
 
 def _active(agent: ChatAgent) -> ChatAgent:
@@ -113,8 +123,19 @@ async def prepare(
     slug: str,
     request: ChatRequest,
     trace: RunSpan | None = None,
+    *,
+    paused_run: uuid.UUID | None = None,
 ) -> PreparedRun:
-    """Steps 1-5: agent, conversation, user message (committed), memories, prompt."""
+    """Steps 1-5: agent, conversation, user message (committed), memories, prompt; or, for
+    ``decisions``, the decided paused turn (of ``paused_run``, when given) and its
+    continuation's rows."""
+    if request.decisions is not None:
+        try:
+            return await _prepare_once(state, principal, slug, request, trace, None, paused_run)
+        except IntegrityError:
+            # The conversation has a running run (the unique index): one turn at a time.
+            raise ConversationBusy() from None
+    assert request.message is not None
     vector = None
     if state.caches.memories.get(principal.team_id, principal.user_id) is not False:
         # Before the transaction: no lock is held while the embedding model answers (at
@@ -122,7 +143,7 @@ async def prepare(
         vector = await state.memory.vector_search(request.message)
     for attempt in range(1, _PREPARE_ATTEMPTS + 1):
         try:
-            return await _prepare_once(state, principal, slug, request, trace, vector)
+            return await _prepare_once(state, principal, slug, request, trace, vector, None)
         except IntegrityError:
             if attempt == _PREPARE_ATTEMPTS:
                 raise
@@ -136,26 +157,49 @@ async def _prepare_once(
     request: ChatRequest,
     trace: RunSpan | None,
     vector: VectorSearch | None,
+    paused_run: uuid.UUID | None,
 ) -> PreparedRun:
+    resume: Resume | None = None
     async with transaction(state.sessions) as session:
         agent = _active(await chat_agent(session, state.caches, principal, slug))
-        gate = TurnGate(principal, multitask_of(request.multitask, agent.settings.get("multitask")))
-        identity, previous = await start_turn(
-            session,
+        gate = TurnGate(
             principal,
-            agent,
-            request.message,
-            request.conversation_id,
-            state.worker_id,
-            client_id=request.client_id,
-            trace_id=trace.trace_id if trace else None,
-            admit=gate.admit,
+            multitask_of(request.multitask, agent.settings.get("multitask")),
+            state.settings.approval_ttl_s,
         )
+        trace_id = trace.trace_id if trace else None
+        if request.decisions is not None:
+            continuation = await continue_turn(
+                session,
+                principal,
+                agent,
+                request.decisions,
+                worker_id=state.worker_id,
+                ttl_s=state.settings.approval_ttl_s,
+                trace_id=trace_id,
+                paused_run=paused_run,
+            )
+            identity, previous = continuation.identity, continuation.previous
+            prompt, resume = continuation.prompt, continuation.resume
+        else:
+            assert request.message is not None
+            prompt = request.message
+            identity, previous = await start_turn(
+                session,
+                principal,
+                agent,
+                prompt,
+                request.conversation_id,
+                state.worker_id,
+                client_id=request.client_id,
+                trace_id=trace_id,
+                admit=gate.admit,
+            )
         memories = await retrieve(
             session,
             principal,
             agent.id,
-            request.message,
+            prompt,
             state.settings.memory_limit,
             state.caches,
             vector,
@@ -167,7 +211,7 @@ async def _prepare_once(
     context = request.context or {}
     return PreparedRun(
         identity=identity,
-        prompt=request.message,
+        prompt=prompt,
         instructions=build_instructions(
             agent.instructions, state.skills, skills, [m.content for m in memories], context
         ),
@@ -180,13 +224,17 @@ async def _prepare_once(
         trace=trace,
         waiting=gate.waiting,
         mcp_servers=mcp_servers,
+        resume=resume,
     )
 
 
-async def _call_tool(tools: ToolManager[ChatDeps], call: ToolCallPart) -> ToolReturnPart:
-    """Run one tool call; a retry the tool (or its arguments) asks for goes back to the model."""
+async def _call_tool(
+    tools: ToolManager[ChatDeps], call: ToolCallPart, *, approved: bool = False
+) -> ToolReturnPart:
+    """Run one tool call; a retry the tool (or its arguments) asks for goes back to the model.
+    A call that needs approval (and does not have it) raises ``ApprovalRequired``."""
     try:
-        result = await tools.handle_call(call)
+        result = await tools.handle_call(call, approved=approved)
     except ToolRetryError as retry:
         part = retry.tool_retry
         if isinstance(part, ToolReturnPart):
@@ -194,17 +242,81 @@ async def _call_tool(tools: ToolManager[ChatDeps], call: ToolCallPart) -> ToolRe
         return ToolReturnPart(call.tool_name, part.model_response(), call.tool_call_id)
     except ToolFailedError as failed:  # a tool (an MCP server) that failed: the model is told
         return failed.tool_failed
+    if isinstance(result, ToolDenied):
+        return ToolReturnPart(call.tool_name, result.message, call.tool_call_id, outcome="denied")
     return ToolReturnPart(call.tool_name, result, call.tool_call_id)
 
 
-def _toolset(state: AppState, run: PreparedRun) -> AbstractToolset[ChatDeps] | None:
-    """The run's tools: the skill tools (if it may use skills) and its MCP servers' tools."""
+def _mcp_needs_approval(ctx: RunContext[Any], tool: ToolDefinition, args: dict[str, Any]) -> bool:
+    return tool_needs_approval(tool)
+
+
+async def _toolset(
+    state: AppState, run: PreparedRun, deps: ChatDeps
+) -> AbstractToolset[ChatDeps] | None:
+    """The run's tools: the skill tools (if it may use skills), its MCP servers' tools (those
+    the server's ``approval`` names wait for approval) and any registered tool source's."""
     toolsets: list[AbstractToolset[ChatDeps]] = [_SKILL_TOOLS] if run.skills else []
     timeout = state.settings.mcp_timeout_s
-    toolsets.extend(server_toolset(server, timeout) for server in run.mcp_servers)
+    toolsets.extend(
+        server_toolset(server, timeout).approval_required(_mcp_needs_approval)
+        for server in run.mcp_servers
+    )
+    toolsets.extend(await state.tools.toolsets(deps))
     if len(toolsets) <= 1:
         return toolsets[0] if toolsets else None
     return CombinedToolset(toolsets)
+
+
+async def _decided(
+    tools: ToolManager[ChatDeps] | None, call: ToolCallPart, decision: Decision
+) -> ToolReturnPart:
+    """A paused call's result once decided: the tool's when approved, a denial otherwise."""
+    if not decision.approved:
+        return ToolReturnPart(
+            call.tool_name, decision.denial(), call.tool_call_id, outcome="denied"
+        )
+    if tools is None:  # the agent lost the tool while the call waited
+        text = f"The tool {call.tool_name} is no longer available."
+        return ToolReturnPart(call.tool_name, text, call.tool_call_id, outcome="failed")
+    return await _call_tool(tools, call, approved=True)
+
+
+async def _resumed(
+    resume: Resume, tools: ToolManager[ChatDeps] | None, translator: Translator
+) -> AsyncIterator[ev.ChatEvent | ModelRequestPart]:
+    """A continuation's start: the decided calls' results (streamed), then every result of the
+    paused turn's calls (the parts of the model's next request)."""
+    results: list[ModelRequestPart] = []
+    for call in resume.response().tool_calls:
+        result = resume.stored_result(call)
+        if result is None:
+            decision = resume.decisions.get(call.tool_call_id, Decision(False, "expired"))
+            translator.decided(call)
+            result = await _decided(tools, call, decision)
+            if (ours := translator.translate(FunctionToolResultEvent(result))) is not None:
+                yield ours
+        results.append(result)
+    for part in results:
+        yield part
+
+
+async def _run_calls(
+    tools: ToolManager[ChatDeps], calls: list[ToolCallPart], translator: Translator
+) -> AsyncIterator[ev.ChatEvent | ModelRequestPart]:
+    """Run a response's tool calls in order, streaming each call and result; a call that needs
+    approval is announced (``approval_required``) and left unrun. Yields the results' parts."""
+    for call in calls:
+        if (ours := translator.translate(FunctionToolCallEvent(call))) is not None:
+            yield ours
+        try:
+            result = await _call_tool(tools, call)
+        except ApprovalRequired:
+            yield translator.approval(call)
+            continue
+        if (ours := translator.translate(FunctionToolResultEvent(result))) is not None:
+            yield ours
+        yield result
 
 
 async def _stream_model(
@@ -221,24 +333,29 @@ async def _stream_model(
     deps = ChatDeps(identity, state.skills, run.skills, run.context)
     translator = Translator(identity.conversation_id, reply)
     instructions = run.instructions or None
-    messages: list[ModelMessage] = [
-        *run.history,
-        ModelRequest([UserPromptPart(run.prompt)], instructions=instructions),
-    ]
+    messages: list[ModelMessage] = list(run.history)
+    if run.resume is None:
+        messages.append(ModelRequest([UserPromptPart(run.prompt)], instructions=instructions))
     ctx = RunContext(
         deps=deps, model=model, usage=RunUsage(), prompt=run.prompt, max_retries=_TOOL_RETRIES
     )
-    toolset = _toolset(state, run)
+    toolset = await _toolset(state, run, deps)
     async with contextlib.AsyncExitStack() as stack:
+        tools: ToolManager[ChatDeps] | None = None
         if toolset is not None:
             # MCP servers connect here, once for the run, and close with it (cancel included).
             await stack.enter_async_context(toolset)
             # With tracing on, pydantic-ai's own instrumentation makes the model and tool spans.
-            tools: ToolManager[ChatDeps] | None = await ToolManager[ChatDeps](
-                toolset, state.tracing.tool_spans
-            ).for_run_step(ctx)
-        else:
-            tools = None
+            tools = await ToolManager[ChatDeps](toolset, state.tracing.tool_spans).for_run_step(ctx)
+        if run.resume is not None:
+            messages.append(run.resume.response())
+            results: list[ModelRequestPart] = []
+            async for item in _resumed(run.resume, tools, translator):
+                if isinstance(item, ev.Event):
+                    yield item
+                else:
+                    results.append(item)
+            messages.append(ModelRequest(results, instructions=instructions))
         instrument = state.tracing.instrumentation or False
         pacer = setup_first.pacer()  # this stream's budget for giving way to new ones
         parameters = ModelRequestParameters(function_tools=tools.tool_defs if tools else [])
@@ -260,14 +377,14 @@ async def _stream_model(
             messages.append(response)
             if tools is None or not response.tool_calls:
                 return
-            results: list[ModelRequestPart] = []
-            for call in response.tool_calls:
-                if (ours := translator.translate(FunctionToolCallEvent(call))) is not None:
-                    yield ours
-                result = await _call_tool(tools, call)
-                if (ours := translator.translate(FunctionToolResultEvent(result))) is not None:
-                    yield ours
-                results.append(result)
+            results = []
+            async for item in _run_calls(tools, response.tool_calls, translator):
+                if isinstance(item, ev.Event):
+                    yield item
+                else:
+                    results.append(item)
+            if reply.approvals:
+                return  # paused: the model is asked again once every waiting call is decided
             messages.append(ModelRequest(results, instructions=instructions))
             ctx = replace(ctx, run_step=step, messages=messages)
             tools = await tools.for_run_step(ctx)
@@ -300,7 +417,7 @@ async def _model_phase(
         return
     finally:
         control.in_model = False
-    yield MessageStatus.complete
+    yield MessageStatus.awaiting_approval if reply.approvals else MessageStatus.complete
 
 
 # Replies that end in an ``error`` event rather than ``done``.
@@ -331,7 +448,8 @@ def _terminal(identity: RunIdentity, status: MessageStatus, usage: ev.Usage) -> 
         status=status,
         content="Cancelled by client" if status is MessageStatus.cancelled else None,
     )
-    return [ev.UsageEvent(usage=usage), done] if status is MessageStatus.complete else [done]
+    ended = status in (MessageStatus.complete, MessageStatus.awaiting_approval)
+    return [ev.UsageEvent(usage=usage), done] if ended else [done]
 
 
 async def _phases(
@@ -383,6 +501,7 @@ async def execute(
         output_tokens=usage.output_tokens,
         duration_ms=int((time.perf_counter() - started) * 1000),
         last_seq=produced + len(terminal),
+        approvals=reply.approvals if status is MessageStatus.awaiting_approval else [],
     )
     try:
         await state.writer.finish(identity, outcome)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agentstream.approvals.service import stale_before, supersede
 from agentstream.chat.schemas import Multitask
 from agentstream.conversations.busy import Busy, Claim, busy_with, claim_turn
 from agentstream.conversations.turns import RunIdentity
@@ -53,19 +54,25 @@ class Waiting:
 class TurnGate:
     """Admits a new turn inside the prepare transaction (``start_turn``'s ``admit``)."""
 
-    def __init__(self, caller: Caller, multitask: Multitask) -> None:
+    def __init__(self, caller: Caller, multitask: Multitask, approval_ttl_s: float) -> None:
         self._caller = caller
         self._multitask = multitask
+        self._approval_ttl_s = approval_ttl_s
         self.waiting: Waiting | None = None
 
     async def admit(self, session: AsyncSession, conversation_id: uuid.UUID) -> RunStatus:
         """``running`` when the conversation is free; else refuse, or queue the turn."""
-        busy = await busy_with(session, self._caller, conversation_id)
+        since = stale_before(self._approval_ttl_s)
+        busy = await busy_with(session, self._caller, conversation_id, approvals_since=since)
         self.waiting = None
         if busy is None:
             return RunStatus.running
-        # Only runs can be waited for; a paused turn's pending approvals (``busy.approval_ids``)
-        # are refused here, or, for ``interrupt``, denied as superseded by human approval.
+        if not busy.runs and self._multitask == "interrupt":
+            # A paused turn's pending approvals: denied as superseded, and this turn starts.
+            await supersede(session, self._caller, conversation_id)
+            return RunStatus.running
+        # Only runs can be waited for: pending approvals wait for a human, so ``enqueue``
+        # refuses them as ``reject`` does.
         if self._multitask == "reject" or not busy.runs:
             raise ConversationBusy(details=busy.details())
         self.waiting = Waiting(busy, interrupt=self._multitask == "interrupt")

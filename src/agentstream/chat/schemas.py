@@ -6,8 +6,9 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
+from agentstream.approvals.schemas import MAX_DECISIONS, DecisionIn
 from agentstream.chat.events import Usage
 from agentstream.kit import jsonenc
 from agentstream.kit.schemas import Input, Output
@@ -65,7 +66,9 @@ MAX_CLIENT_ID_CHARS = 200  # Conversation.client_id's column size
 
 
 class ChatRequest(Input):
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    message: str | None = Field(default=None, min_length=1, max_length=MAX_MESSAGE_CHARS)
+    # Instead of a message: the decisions on a paused turn's tool calls, which continue it.
+    decisions: list[DecisionIn] | None = Field(default=None, min_length=1, max_length=MAX_DECISIONS)
     conversation_id: uuid.UUID | None = None
     context: ChatContext = None
     on_disconnect: Literal["continue", "cancel"] = "continue"
@@ -73,6 +76,12 @@ class ChatRequest(Input):
     # A UI client's chat/thread id (standard client protocols): names the conversation when
     # ``conversation_id`` is not given; see ``conversations.turns.start_turn``.
     client_id: str | None = Field(default=None, min_length=1, max_length=MAX_CLIENT_ID_CHARS)
+
+    @model_validator(mode="after")
+    def _message_or_decisions(self) -> ChatRequest:
+        if (self.message is None) == (self.decisions is None):
+            raise ValueError("send either a message or decisions")
+        return self
 
 
 class ResumeFrame(BaseModel):
@@ -83,6 +92,15 @@ class ResumeFrame(BaseModel):
     after: int = Field(default=0, ge=0)
 
 
+class PendingApproval(BaseModel):
+    """A tool call of the reply that waits for approval (``status: awaiting_approval``)."""
+
+    approval_id: uuid.UUID
+    tool_call_id: str
+    tool_name: str
+    tool_args: dict[str, Any]
+
+
 class ChatResponse(Output):
     response: str
     conversation_id: uuid.UUID
@@ -90,3 +108,4 @@ class ChatResponse(Output):
     usage: Usage
     status: str
     request_id: str
+    pending_approvals: list[PendingApproval] = Field(default_factory=list)

@@ -19,6 +19,7 @@ from pydantic_ai.messages import (
     RetryPromptPart,
     TextPart,
     TextPartDelta,
+    ToolCallPart,
 )
 
 from agentstream.chat import events as ev
@@ -35,6 +36,8 @@ class Reply:
     input_tokens: int = 0
     output_tokens: int = 0
     tools_version: int = 0  # moves when a tool call or result is added
+    # Tool calls that wait for a human's decision: the run pauses once they are all known.
+    approvals: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def content(self) -> str:
@@ -60,6 +63,9 @@ def _tool_result_text(content: Any) -> str:
         return storable(content)
     # orjson refuses lone surrogates in strings: they go first (and a NUL after encoding).
     return storable(jsonenc.dumps(storable_json(content)).decode())
+
+
+_APPROVAL_FIELDS = {"approval_id", "tool_call_id", "tool_name", "tool_args"}
 
 
 @dataclass
@@ -91,6 +97,26 @@ class Translator:
         )
         self.first_delta = False
         return delta
+
+    def approval(self, call: ToolCallPart) -> ev.ApprovalRequired:
+        """The ``approval_required`` event of a call that waits, recorded for storing."""
+        event = ev.ApprovalRequired(
+            approval_id=uuid.uuid4(),
+            tool_call_id=storable(call.tool_call_id),
+            tool_name=storable(call.tool_name),
+            tool_args=storable_json(call.args_as_dict()),
+        )
+        self.reply.approvals.append(event.model_dump(include=_APPROVAL_FIELDS, mode="json"))
+        return event
+
+    def decided(self, call: ToolCallPart) -> None:
+        """A paused call the owner decided: part of this reply's tool calls from now on."""
+        call_id = storable(call.tool_call_id)
+        self.reply.tool_calls[call_id] = {
+            "tool_name": storable(call.tool_name),
+            "tool_args": storable_json(call.args_as_dict()),
+            "tool_call_id": call_id,
+        }
 
     def _tool_call(self, event: FunctionToolCallEvent) -> ev.ToolCall:
         # Emitted when the call is complete, so the arguments are too.

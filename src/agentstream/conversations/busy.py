@@ -12,13 +12,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentstream import tenancy
-from agentstream.models import LIVE_RUN_STATUSES, Message, RunRecord, RunStatus
+from agentstream.approvals.service import supersede
+from agentstream.models import (
+    LIVE_RUN_STATUSES,
+    Approval,
+    ApprovalStatus,
+    Message,
+    RunRecord,
+    RunStatus,
+)
 from agentstream.tenancy import Caller
 
 
@@ -54,9 +63,12 @@ async def busy_with(
     conversation_id: uuid.UUID,
     *,
     behind: uuid.UUID | None = None,
+    approvals_since: datetime | None = None,
 ) -> Busy | None:
     """What the caller's conversation is busy with, else ``None``: the hook every new turn and
-    every waiting turn asks. With ``behind`` (a queued run), only what is ahead of that run."""
+    every waiting turn asks. With ``behind`` (a queued run), only what is ahead of that run;
+    with ``approvals_since``, also the pending approvals created since then (older ones have
+    expired)."""
     rows = await session.execute(
         tenancy.runs(caller)
         .where(RunRecord.conversation_id == conversation_id)
@@ -71,7 +83,22 @@ async def busy_with(
     if behind in queued:
         queued = queued[: queued.index(behind)]
     ahead = tuple(running + queued)
-    return Busy(ahead) if ahead else None
+    if ahead:
+        return Busy(ahead)
+    if approvals_since is None:
+        return None
+    pending = await session.scalars(
+        tenancy.approvals(caller)
+        .where(
+            Approval.conversation_id == conversation_id,
+            Approval.status == ApprovalStatus.pending,
+            Approval.created_at > approvals_since,
+        )
+        .order_by(Approval.created_at, Approval.id)
+        .with_only_columns(Approval.id)
+    )
+    approval_ids = tuple(pending)
+    return Busy(approval_ids=approval_ids) if approval_ids else None
 
 
 @dataclass(frozen=True)
@@ -104,6 +131,9 @@ async def claim_turn(
     )
     if claimed is None:
         return Claim(started=False)
+    # A turn that waited behind a run which then paused for approval takes the paused turn's
+    # place: its calls are denied as superseded (SPEC "Busy conversations").
+    await supersede(session, caller, conversation_id)
     messages = await session.scalars(
         tenancy.messages(caller, conversation_id).order_by(Message.created_at, Message.id)
     )

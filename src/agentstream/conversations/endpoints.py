@@ -7,12 +7,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
+from agentstream.approvals.service import of_conversation
 from agentstream.auth.deps import ViewerPrincipal
 from agentstream.conversations import service
-from agentstream.conversations.schemas import ConversationPublic, MessagePublic
+from agentstream.conversations.schemas import (
+    ConversationDetail,
+    ConversationPublic,
+    MessagePublic,
+)
 from agentstream.kit.pagination import Page, PageDep
-from agentstream.models import Conversation
-from agentstream.state import SessionDep
+from agentstream.models import ApprovalStatus, Conversation
+from agentstream.state import SessionDep, StateDep
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
@@ -40,10 +45,19 @@ async def list_conversations(
     return Page(items=items, cursor=cursor, has_more=has_more)
 
 
-@router.get("/{conversation_id}", response_model=ConversationPublic)
-async def get_conversation(conversation: ConversationDep) -> ConversationPublic:
-    """One conversation."""
-    return ConversationPublic.model_validate(conversation)
+@router.get("/{conversation_id}", response_model=ConversationDetail)
+async def get_conversation(
+    conversation: ConversationDep, principal: ViewerPrincipal, session: SessionDep, state: StateDep
+) -> ConversationDetail:
+    """One conversation, with its pending approvals and every decision made."""
+    approvals = await of_conversation(
+        session, principal, conversation.id, state.settings.approval_ttl_s
+    )
+    pending = [a for a in approvals if a.status is ApprovalStatus.pending]
+    return ConversationDetail.model_validate(
+        ConversationPublic.model_validate(conversation).model_dump()
+        | {"pending_approvals": pending, "approvals": approvals}
+    )
 
 
 @router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)

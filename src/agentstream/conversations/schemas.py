@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from agentstream.approvals.schemas import ApprovalPublic
 from agentstream.kit.schemas import Output
 from agentstream.models import MessageRole, MessageStatus
 
@@ -18,6 +19,13 @@ class ConversationPublic(Output):
     title: str
     created_at: datetime
     updated_at: datetime
+
+
+class ConversationDetail(ConversationPublic):
+    """One conversation, with the tool calls of its that waited for approval."""
+
+    pending_approvals: list[ApprovalPublic]  # what its owner may decide now
+    approvals: list[ApprovalPublic]  # every one, with its decision (who, when, how, why)
 
 
 class ToolCallRecord(BaseModel):

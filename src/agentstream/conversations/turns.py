@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, NamedTuple, Protocol
 
@@ -24,6 +24,8 @@ from agentstream.kit.errors import NotFound
 from agentstream.kit.text import storable, storable_json
 from agentstream.models import (
     LIVE_RUN_STATUSES,
+    Approval,
+    ApprovalStatus,
     Conversation,
     Message,
     MessageRole,
@@ -77,6 +79,9 @@ class TurnOutcome:
     output_tokens: int
     duration_ms: int
     last_seq: int
+    # A paused reply's calls that wait for approval (``approval_id``, ``tool_call_id``,
+    # ``tool_name``, ``tool_args``): stored as pending approvals with the reply.
+    approvals: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,7 @@ Admit = Callable[[AsyncSession, uuid.UUID], Awaitable[RunStatus]]
 _INSERT_CONVERSATION = insert(Conversation)
 _INSERT_MESSAGES = insert(Message)
 _INSERT_RUN = insert(RunRecord)
+_INSERT_APPROVALS = insert(Approval)
 
 
 async def start_turn(
@@ -344,6 +350,8 @@ async def finish_turn(session: AsyncSession, run: RunIdentity, outcome: TurnOutc
         },
     )
     kept = stored.rowcount > 0
+    if kept and outcome.approvals:
+        await _store_approvals(connection, run, outcome.approvals)
     if not kept:
         log.info(
             "the conversation was deleted while its reply streamed; usage recorded without it",
@@ -359,6 +367,36 @@ async def finish_turn(session: AsyncSession, run: RunIdentity, outcome: TurnOutc
         duration_ms=outcome.duration_ms,
         status=outcome.status,
     )
+
+
+async def _store_approvals(
+    connection: AsyncConnection, run: RunIdentity, approvals: list[dict[str, Any]]
+) -> None:
+    """A paused reply's pending approvals (those not stored yet: the final write may be a
+    retry of one that committed)."""
+    ids = [uuid.UUID(str(a["approval_id"])) for a in approvals]
+    stored = set(
+        (await connection.execute(select(Approval.id).where(Approval.id.in_(ids)))).scalars()
+    )
+    rows = [
+        {
+            "id": approval_id,
+            "team_id": run.team_id,
+            "user_id": run.user_id,
+            "run_id": run.run_id,
+            "message_id": run.run_id,
+            "conversation_id": run.conversation_id,
+            "tool_call_id": a["tool_call_id"],
+            "tool_name": a["tool_name"],
+            "tool_args": a["tool_args"],
+            "status": ApprovalStatus.pending,
+            "created_at": utcnow(),
+        }
+        for approval_id, a in zip(ids, approvals, strict=True)
+        if approval_id not in stored
+    ]
+    if rows:
+        await connection.execute(_INSERT_APPROVALS, rows)
 
 
 async def running_runs(

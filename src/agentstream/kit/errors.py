@@ -117,3 +117,11 @@ class ConversationBusy(AppError):
     status_code = 409
     code = "conversation_busy"
     default_message = "This conversation is still answering a message."
+
+
+class ApprovalAlreadyDecided(AppError):
+    """A decision on a tool call that was decided already (or has expired)."""
+
+    status_code = 409
+    code = "approval_already_decided"
+    default_message = "This tool call has already been decided."

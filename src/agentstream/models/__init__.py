@@ -3,9 +3,11 @@ registers every table on ``Base.metadata`` (migrations and tests rely on that)."
 
 from agentstream.models.accounts import ApiKey, Membership, RefreshToken, Team, User
 from agentstream.models.agents import Agent
+from agentstream.models.approvals import Approval
 from agentstream.models.base import (
     LIVE_RUN_STATUSES,
     AgentStatus,
+    ApprovalStatus,
     Base,
     MessageRole,
     MessageStatus,
@@ -25,7 +27,9 @@ __all__ = [
     "Agent",
     "AgentStatus",
     "ApiKey",
+    "Approval",
     "ApprovalSetting",
+    "ApprovalStatus",
     "Base",
     "Conversation",
     "McpServer",

@@ -92,6 +92,16 @@ class MessageStatus(enum.StrEnum):
     cancelled = "cancelled"
     failed = "failed"
     interrupted = "interrupted"
+    awaiting_approval = "awaiting_approval"  # paused: tool calls wait for the owner's decision
+
+
+class ApprovalStatus(enum.StrEnum):
+    """Where a tool call that needs approval is: waiting, or how it was decided."""
+
+    pending = "pending"
+    approved = "approved"
+    denied = "denied"
+    expired = "expired"  # not decided within AGENTSTREAM_APPROVAL_TTL_S: denied
 
 
 class RunStatus(enum.StrEnum):
@@ -104,6 +114,7 @@ class RunStatus(enum.StrEnum):
     cancelled = "cancelled"
     failed = "failed"
     interrupted = "interrupted"
+    awaiting_approval = "awaiting_approval"
 
     @property
     def live(self) -> bool:
@@ -114,8 +125,10 @@ class RunStatus(enum.StrEnum):
 LIVE_RUN_STATUSES = (RunStatus.queued, RunStatus.running)
 
 
-def enum_type(cls: type[enum.Enum]) -> Enum:
-    return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+def enum_type(cls: type[enum.Enum], length: int = 16) -> Enum:
+    return Enum(
+        cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e]
+    )
 
 
 class Timestamped:

@@ -61,7 +61,7 @@ class Message(Timestamped, Base):
     role: Mapped[MessageRole] = mapped_column(enum_type(MessageRole))
     content: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[MessageStatus] = mapped_column(
-        enum_type(MessageStatus), default=MessageStatus.complete
+        enum_type(MessageStatus, 32), default=MessageStatus.complete
     )
     tool_calls: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
@@ -95,7 +95,7 @@ class RunRecord(Timestamped, Base):
     conversation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE")
     )
-    status: Mapped[RunStatus] = mapped_column(enum_type(RunStatus), default=RunStatus.running)
+    status: Mapped[RunStatus] = mapped_column(enum_type(RunStatus, 32), default=RunStatus.running)
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     # The worker process running it; a run whose worker is gone is interrupted by another.
     worker_id: Mapped[str] = mapped_column(String(64))

@@ -46,7 +46,7 @@ class UsageLog(Timestamped, Base):
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[MessageStatus] = mapped_column(enum_type(MessageStatus))
+    status: Mapped[MessageStatus] = mapped_column(enum_type(MessageStatus, 32))
     # The run billed (its assistant message's id). No foreign key: usage outlives a deleted
     # conversation's runs. Rows from before runs had ids hold NULL.
     run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)

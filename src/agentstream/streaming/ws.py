@@ -184,6 +184,7 @@ class Connection:
         request = await self._admit(
             lambda: ChatRequest(
                 message=frame.get("content"),
+                decisions=frame.get("decisions"),
                 conversation_id=frame.get("conversation_id"),
                 context=frame.get("context"),
                 on_disconnect=frame.get("on_disconnect", "continue"),
@@ -266,7 +267,7 @@ def _parse(text: str | None) -> dict[str, Any] | None:
 def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     field_name = ".".join(str(p) for p in error.get("loc", ()))
-    field_name = "content" if field_name == "message" else field_name  # the frame's name for it
+    field_name = "content" if field_name in ("message", "") else field_name  # the frame's name
     return f"Invalid '{field_name}': {error.get('msg', 'invalid value')}."
 
 
