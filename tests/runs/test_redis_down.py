@@ -9,15 +9,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI
 from httpx_sse import aconnect_sse
 
-from agentstream.app import build_state, create_app
+from agentstream.app import build_state
 from agentstream.state import AppState
 from tests.conftest import make_settings, redis_via
 from tests.factories import create_agent, register
 from tests.fakes.tcpproxy import TcpProxy
-from tests.live import serve_in_loop
+from tests.runs.workers import worker as shared_worker
 from tests.streaming.scripted import Script
 
 
@@ -25,22 +24,12 @@ from tests.streaming.scripted import Script
 async def worker(
     database_url: str, tmp_path: Path, redis_url: str
 ) -> AsyncIterator[tuple[AppState, httpx.AsyncClient]]:
-    """One worker: its own app state (registry, coordinator) on a real in-loop uvicorn."""
-    settings = make_settings(
-        database_url,
-        tmp_path,
-        redis_url=redis_url,
-        redis_cooldown_s=60,  # once Redis is found down, it stays skipped for the test
-        rate_limit_api=1000,  # limits on, so that failing open is exercised
-    )
-    async with build_state(settings) as state:
-        app: FastAPI = create_app(settings)
-        app.state.agentstream = state
-        async with (
-            serve_in_loop(app) as url,
-            httpx.AsyncClient(base_url=url, timeout=30) as http,
-        ):
-            yield state, http
+    """One worker whose Redis, once found down, stays skipped for the test; limits on, so
+    that failing open is exercised."""
+    async with shared_worker(
+        database_url, tmp_path, redis_url, redis_cooldown_s=60, rate_limit_api=1000
+    ) as one:
+        yield one.state, one.http
 
 
 async def test_redis_down_mid_run_loses_nothing_and_serving_goes_on(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -107,3 +108,50 @@ def test_the_mirror_pauses_longer_after_a_round_trip_of_many_runs() -> None:
     assert mirror_pause(1) == mirror_pause(20) == MIRROR_INTERVAL_S  # a few streams: 10 ms
     assert mirror_pause(200) == pytest.approx(0.1)  # CPU per second stays a few percent
     assert mirror_pause(5000) == MIRROR_MAX_INTERVAL_S
+
+
+async def test_a_reader_at_or_past_a_finished_logs_end_gets_the_terminal_event_alone(
+    redis: Redis,
+) -> None:
+    run, log = FakeRun(), _log(redis)
+    run.publish(5, last=True)
+    await log._append(redis, runs={run.id: run})  # type: ignore[dict-item]
+    try:
+        for cursor in (6, 7, 999, 2**53):
+            async with asyncio.timeout(5):
+                batches = [b async for b in follow(redis, run.id, after=cursor, idle_s=1)]
+            assert [(e.type, e.seq) for b in batches for e in b] == [("done", 6)]
+    finally:
+        await redis.delete(stream_key(run.id))
+
+
+async def test_a_reader_past_a_live_logs_end_waits_and_gets_a_terminal_event_numbered_below(
+    redis: Redis,
+) -> None:
+    # The log lags what a client saw (the mirror's batches): a reaper then numbers its
+    # terminal event from the log, below the client's cursor. The client still gets it.
+    run, log = FakeRun(), _log(redis)
+    run.publish(5)
+    await log._append(redis, runs={run.id: run})  # type: ignore[dict-item]
+    try:
+        seen: list[list[ev.ChatEvent]] = []
+        idle = asyncio.Event()
+
+        async def read() -> None:
+            async for batch in follow(redis, run.id, after=9, idle_s=0.05):
+                seen.append(batch)
+                if not batch:
+                    idle.set()
+
+        reader = asyncio.create_task(read())
+        async with asyncio.timeout(5):
+            await idle.wait()  # waiting on the log, not spinning, not done
+        assert not reader.done()
+        assert all(not b for b in seen)
+        run.publish(0, last=True)  # the terminal event: seq 6, below the cursor
+        await log._append(redis, runs={run.id: run})  # type: ignore[dict-item]
+        async with asyncio.timeout(5):
+            await reader
+        assert [(e.type, e.seq) for b in seen for e in b] == [("done", 6)]
+    finally:
+        await redis.delete(stream_key(run.id))

@@ -16,6 +16,9 @@ from agentstream.kit.schemas import Input, Output
 MAX_MESSAGE_CHARS = 10_000
 MAX_CONTEXT_DEPTH = 32
 MAX_CONTEXT_BYTES = 16 * 1024
+# A run's event cursor (``Last-Event-ID``, ``?after=``, WebSocket ``after``): 0..2^53, the
+# integers every JSON client can hold exactly.
+MAX_CURSOR = 2**53
 
 
 def _depth(value: object) -> int:
@@ -89,7 +92,7 @@ class ResumeFrame(BaseModel):
 
     type: Literal["resume"]
     run_id: uuid.UUID
-    after: int = Field(default=0, ge=0)
+    after: int = Field(default=0, ge=0, le=MAX_CURSOR)
 
 
 class PendingApproval(BaseModel):

@@ -243,14 +243,20 @@ class Coordinator:
         if self._guard is not None:
             with contextlib.suppress(RedisUnavailable):
                 _, events = await shared.stream_state(self._guard, run_id)
+        ended = bool(events) and events[-1].type in ev.TERMINAL_TYPES
+        # The terminal event follows the newest event anyone knows of. The log may lag what a
+        # client saw from the dead worker: readers whose cursor is at or past this seq are sent
+        # the terminal event again (``follow``), so none waits for an event that never comes.
+        terminal_seq = (events[-1].seq or 0) + (0 if ended else 1) if events else 1
         async with transaction(self._sessions) as session:
-            last_seq = len(events) + 1 if events else 0
-            claimed = await interrupt_run(session, run_id, _recovered(events, run_id), last_seq)
-        if claimed is None or self._guard is None:
+            # Without Redis no log holds any of its events (nor will hold the terminal one).
+            stored_seq = terminal_seq if self._guard is not None else 0
+            claimed = await interrupt_run(session, run_id, _recovered(events, run_id), stored_seq)
+        if claimed is None or self._guard is None or ended:
             return
         log.warning("interrupted a run whose worker is gone", extra={"message_id": str(run_id)})
         terminal = ev.Error(
-            seq=len(events) + 1,
+            seq=terminal_seq,
             content="The server running this reply stopped; the reply so far is stored.",
             error_code="interrupted",
             conversation_id=claimed,

@@ -159,20 +159,45 @@ class RedisRunLog:
                 await self._guard.run(functools.partial(self._append, runs=self._dirty))
 
 
+def _entry_seq(entry_id: bytes | str) -> int:
+    """The seq an entry id names (``<seq>-0``)."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(text.split("-", 1)[0])
+
+
 async def follow(
     blocking: Redis, run_id: uuid.UUID, after: int, idle_s: float | None
 ) -> AsyncIterator[list[ev.ChatEvent]]:
     """A run's events from the Redis log (any worker's), after ``after``, until its terminal
-    event; an empty batch after ``idle_s`` of silence."""
-    key, last = stream_key(run_id), f"{after}-0"
+    event; an empty batch after ``idle_s`` of silence.
+
+    A cursor at or past the terminal event gets the terminal event alone, again; a cursor past
+    the log's end of a run still going waits for the log (read from its end, not from the
+    cursor, so the terminal event is seen whatever its seq)."""
+    key = stream_key(run_id)
     block = int((idle_s or 15) * 1000)
+    lost = "Lost the connection to Redis; resume this run again shortly."
+    try:
+        newest: Any = await blocking.xrevrange(key, count=1)
+    except (RedisError, OSError):
+        yield [ev.Error(content=lost, error_code="unavailable", message_id=run_id)]
+        return
+    # Entries are numbered by their last event's seq: reading after min(cursor, end of log)
+    # returns every entry that holds an event after the cursor, and any written later.
+    end = _entry_seq(newest[0][0]) if newest else 0
+    last = f"{min(after, end)}-0"
+    if newest and after >= end:
+        # Already at or past the log's end: if that end is the terminal event, it is all.
+        tail = decode_entries(newest)
+        if tail and tail[-1].type in ev.TERMINAL_TYPES:
+            yield tail[-1:]
+            return
     while True:
         try:
             reply: Any = await blocking.xread({key: last}, count=1000, block=block)
         except (RedisError, OSError):
             # Not the run's end (it goes on, and is stored): this reader lost the log. It ends
             # with an error the client can act on — resume again later — and no seq.
-            lost = "Lost the connection to Redis; resume this run again shortly."
             yield [ev.Error(content=lost, error_code="unavailable", message_id=run_id)]
             return
         if not reply:
@@ -180,12 +205,17 @@ async def follow(
             continue
         entries = reply[0][1]
         last = entries[-1][0].decode()
-        events = decode_entries(entries, after)
-        if not events:
-            continue
-        after = events[-1].seq or after
-        yield events
-        if events[-1].type in ev.TERMINAL_TYPES:
+        every = decode_entries(entries)
+        events = [e for e in every if (e.seq or 0) > after]
+        if events:
+            after = events[-1].seq or after
+            yield events
+            if events[-1].type in ev.TERMINAL_TYPES:
+                return
+        elif every and every[-1].type in ev.TERMINAL_TYPES:
+            # The run ended at or before the cursor (e.g. a reaper numbered its terminal
+            # event from a log that lagged what this reader had seen): send it again.
+            yield every[-1:]
             return
 
 

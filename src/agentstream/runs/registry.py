@@ -259,10 +259,15 @@ class Run:
                     yield []
                     continue
                 ready = self._events[seen:]
-                seen += len(ready)
                 if ready:
+                    seen += len(ready)
                     yield ready
-                if self._finished and seen == len(self._events):
+                elif self._finished:
+                    # The cursor is at or past the terminal event: a reader of an ended run
+                    # always ends with it, so it is sent again, alone.
+                    yield self._events[-1:]
+                    return
+                if self._finished and seen >= len(self._events):
                     return
 
     def cancel(self, status: MessageStatus = MessageStatus.cancelled) -> None:
