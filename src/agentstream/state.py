@@ -17,6 +17,7 @@ from agentstream.db import SessionMaker
 from agentstream.kit.cache import Caches
 from agentstream.kit.redis import RedisGuard
 from agentstream.llm.registry import ModelRegistry
+from agentstream.mcp_servers.toolsets import ToolListings
 from agentstream.memory.extraction import MemoryExtractor
 from agentstream.memory.semantic import SemanticMemory
 from agentstream.observability.tracing import Tracing
@@ -49,6 +50,8 @@ class AppState:
     tracing: Tracing
     # Where agents' tools come from beyond skills (MCP servers; tests register their own).
     tools: ToolSources = field(default_factory=ToolSources)
+    # MCP servers' tools as last listed on this worker.
+    mcp_tools: ToolListings = field(default_factory=ToolListings)
 
 
 def get_state(conn: HTTPConnection) -> AppState:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from starlette.types import Receive, Scope, Send
 
 
 @dataclass
@@ -19,6 +20,7 @@ class ToolServer:
     """What the tools saw: the request headers of each ``echo``, and the ``slow`` call's fate."""
 
     headers: list[dict[str, str]] = field(default_factory=list)
+    requests: int = 0  # HTTP requests the server received (connecting, listing, calls, closing)
     slow_started: asyncio.Event = field(default_factory=asyncio.Event)
     slow_cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -58,7 +60,13 @@ class ToolServer:
 @asynccontextmanager
 async def serve_mcp(tools: ToolServer) -> AsyncIterator[str]:
     """Serve ``tools`` on 127.0.0.1; yields the MCP endpoint's URL."""
-    app = tools.build().streamable_http_app()
+    mcp_app = tools.build().streamable_http_app()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            tools.requests += 1
+        await mcp_app(scope, receive, send)
+
     # IPPROTO_TCP named, so asyncio sets TCP_NODELAY on the accepted connections (it checks
     # the protocol number); without it every response waits ~40 ms for a delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

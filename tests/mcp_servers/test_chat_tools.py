@@ -68,7 +68,7 @@ MakeAgent = Callable[..., Any]
 def tool_agent(client: httpx.AsyncClient, state: AppState, owner: Account) -> MakeAgent:
     """An agent on a ``CallsTool`` model that may use the given MCP servers (no skills)."""
 
-    async def make(model: CallsTool, servers: list[str], slug: str = "bot") -> str:
+    async def make(model: CallsTool | Talks, servers: list[str], slug: str = "bot") -> str:
         name = f"calls:{uuid.uuid4().hex[:8]}"
         state.models.register(name, model.model())
         await create_agent(client, owner, slug, model=name, skills=[], mcp_servers=servers)
@@ -250,6 +250,44 @@ async def test_a_server_that_goes_down_mid_run_is_a_tool_error(
     await server
     result = _of(events, "tool_result")[0]
     assert result["tool_result_content"].startswith("The MCP server 'srv' ")
+    assert events[-1]["status"] == "complete"
+
+
+@dataclass
+class Talks:
+    """A model that only talks (and says which tools it was offered)."""
+
+    tool_names: list[list[str]] = field(default_factory=list)
+
+    def model(self) -> FunctionModel:
+        return FunctionModel(stream_function=self._stream, model_name="talks")
+
+    async def _stream(self, messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        self.tool_names.append([t.name for t in info.function_tools])
+        yield "just talking"
+
+
+async def test_listed_tools_are_kept_so_a_server_that_went_away_answers_with_errors(
+    client: httpx.AsyncClient, owner: Account, tool_agent: MakeAgent
+) -> None:
+    tools = ToolServer()
+    async with serve_mcp(tools) as url:
+        await register_server(client, owner, "srv", url)
+        first = await tool_agent(CallsTool("srv__echo", {"text": "one"}), ["srv"], "first")
+        events = await _advanced(client, owner, first)
+        assert _of(events, "tool_result")[0]["tool_result_content"] == "echo: one"
+        # A run that calls no tool does not connect: the tools were listed on this worker.
+        talks = Talks()
+        quiet = await tool_agent(talks, ["srv"], "quiet")
+        requests = tools.requests
+        assert _text(await _advanced(client, owner, quiet)) == "just talking"
+        assert "srv__echo" in talks.tool_names[0]
+        assert tools.requests == requests
+    second = CallsTool("srv__echo", {"text": "two"})
+    events = await _advanced(client, owner, await tool_agent(second, ["srv"], "second"))
+    assert "srv__echo" in second.tool_names[0]  # still offered, from the last listing
+    result = _of(events, "tool_result")[0]
+    assert result["tool_result_content"] == "The MCP server 'srv' is unavailable."
     assert events[-1]["status"] == "complete"
 
 

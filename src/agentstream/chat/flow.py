@@ -259,7 +259,7 @@ async def _toolset(
     toolsets: list[AbstractToolset[ChatDeps]] = [_SKILL_TOOLS] if run.skills else []
     timeout = state.settings.mcp_timeout_s
     toolsets.extend(
-        server_toolset(server, timeout).approval_required(_mcp_needs_approval)
+        server_toolset(server, timeout, state.mcp_tools).approval_required(_mcp_needs_approval)
         for server in run.mcp_servers
     )
     toolsets.extend(await state.tools.toolsets(deps))
@@ -343,7 +343,7 @@ async def _stream_model(
     async with contextlib.AsyncExitStack() as stack:
         tools: ToolManager[ChatDeps] | None = None
         if toolset is not None:
-            # MCP servers connect here, once for the run, and close with it (cancel included).
+            # MCP servers connect (once, when first needed) within it and close with it.
             await stack.enter_async_context(toolset)
             # With tracing on, pydantic-ai's own instrumentation makes the model and tool spans.
             tools = await ToolManager[ChatDeps](toolset, state.tracing.tool_spans).for_run_step(ctx)

@@ -1,6 +1,11 @@
 """An agent's MCP servers as pydantic-ai toolsets: tools named ``<server>__<tool>``, each
 server guarded so that one down, slow or failing gives the model a tool error, never the run.
 
+A server's tool list is kept per worker (``ToolListings``) for a minute: a run whose servers
+were listed recently starts its first model request without connecting to them, and connects
+(once for the run) at its first call. A server that cannot be reached keeps the tools it had,
+and their calls answer with a tool error saying it is unavailable.
+
 The approval setting of a server is carried on each of its tools' definitions
 (``metadata["needs_approval"]``, from :func:`needs_approval`), for the approval step to read.
 """
@@ -8,7 +13,9 @@ The approval setting of a server is carried on each of its tools' definitions
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
@@ -29,6 +36,10 @@ log = logging.getLogger("agentstream.mcp")
 RESULT_LIMIT = 64 * 1024
 # ``<server>__<tool>``: PrefixedToolset joins prefix and name with one ``_``.
 SEPARATOR = "__"
+# How long a server's listed tools are used without asking it again, and how long they are
+# kept for a server that cannot be reached.
+LISTING_FRESH_S = 60.0
+LISTING_KEPT_S = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,36 @@ class McpServerConfig:
     url: str
     approval: ApprovalSetting
     headers: dict[str, str] | None = None
+
+    @property
+    def listing_key(self) -> str:
+        """What the server's tool list depends on: its URL and the headers it is sent."""
+        headers = sorted((self.headers or {}).items())
+        return hashlib.sha256(repr((self.url, headers)).encode()).hexdigest()
+
+
+@dataclass
+class ToolListings:
+    """Each MCP server's tools as last listed on this worker (by ``listing_key``)."""
+
+    fresh_s: float = LISTING_FRESH_S
+    kept_s: float = LISTING_KEPT_S
+    _entries: dict[str, tuple[float, dict[str, ToolsetTool[Any]]]] = field(default_factory=dict)
+
+    def get(self, key: str) -> tuple[bool, dict[str, ToolsetTool[Any]]] | None:
+        """Whether the listing is fresh, and the tools; ``None`` when none is kept."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        age = time.monotonic() - entry[0]
+        return (age < self.fresh_s, entry[1]) if age < self.kept_s else None
+
+    def put(self, key: str, tools: dict[str, ToolsetTool[Any]]) -> None:
+        """Keep a listing just made (and forget listings too old to be used)."""
+        now = time.monotonic()
+        for old in [k for k, (at, _) in self._entries.items() if now - at >= self.kept_s]:
+            del self._entries[old]
+        self._entries[key] = (now, tools)
 
 
 def needs_approval(approval: ApprovalSetting, tool_name: str) -> bool:
@@ -92,29 +133,24 @@ def cap_result(result: Any, limit: int = RESULT_LIMIT) -> Any:
     )
 
 
+class _ServerDown(Exception):
+    """The server could not be reached earlier in this run: no new attempt."""
+
+
 @dataclass
 class GuardedMcpToolset(WrapperToolset[AgentDepsT]):
-    """One MCP server of a run: connected once for the run (and closed with it), its tools
-    marked with their approval setting, its failures turned into tool errors for the model.
-
-    A server that cannot be reached when the run starts contributes no tools (logged); one
-    that fails, times out or drops during a call answers that call with a tool error.
-    """
+    """One MCP server of a run: connected at most once for the run (at its first listing or
+    call, and closed with the run), its tools marked with their approval setting, its failures
+    turned into tool errors for the model."""
 
     server: McpServerConfig = field(kw_only=True)
     timeout_s: float = field(kw_only=True)
+    listings: ToolListings = field(kw_only=True, default_factory=ToolListings)
     _entered: bool = field(default=False, init=False)
     _down: bool = field(default=False, init=False)
 
     async def __aenter__(self) -> Self:
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                await self.wrapped.__aenter__()
-        except Exception as exc:
-            self._fail("could not connect", exc)
-        else:
-            self._entered = True
-        return self
+        return self  # connects when first needed
 
     async def __aexit__(self, *args: Any) -> bool | None:
         if not self._entered:
@@ -127,23 +163,46 @@ class GuardedMcpToolset(WrapperToolset[AgentDepsT]):
             log.warning("MCP server %r did not close cleanly: %r", self.server.name, exc)
         return None
 
-    def _fail(self, what: str, exc: BaseException) -> None:
-        self._down = True
-        log.warning("MCP server %r %s: %r", self.server.name, what, exc)
+    async def _connect(self) -> None:
+        """Open the run's session (the caller bounds the time); one failure ends the tries."""
+        if self._entered:
+            return
+        if self._down:
+            raise _ServerDown
+        try:
+            await self.wrapped.__aenter__()
+        except BaseException:
+            self._down = True
+            raise
+        self._entered = True
 
-    async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
-        if self._down or not self._entered:
-            return {}
+    async def _list(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]] | None:
         try:
             async with asyncio.timeout(self.timeout_s):
+                await self._connect()
                 tools = await self.wrapped.get_tools(ctx)
         except Exception as exc:
-            self._fail("could not list its tools", exc)
+            self._down = True
+            log.warning("MCP server %r: no tools listed: %r", self.server.name, exc)
+            return None
+        self.listings.put(self.server.listing_key, tools)
+        return tools
+
+    async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
+        known = self.listings.get(self.server.listing_key)
+        if known is not None and known[0]:
+            tools = known[1]
+        elif (listed := await self._list(ctx)) is not None:
+            tools = listed
+        elif known is not None:
+            tools = known[1]  # unreachable now: its calls will say so
+        else:
             return {}
         approval = self.server.approval
         return {
             name: replace(
                 tool,
+                toolset=self.wrapped,
                 tool_def=replace(
                     tool.tool_def,
                     metadata={
@@ -166,6 +225,7 @@ class GuardedMcpToolset(WrapperToolset[AgentDepsT]):
         server = self.server.name
         try:
             async with asyncio.timeout(self.timeout_s):
+                await self._connect()
                 result = await self.wrapped.call_tool(name, tool_args, ctx, tool)
         except TimeoutError as exc:
             log.warning("MCP tool %s/%s timed out", server, name)
@@ -182,7 +242,9 @@ class GuardedMcpToolset(WrapperToolset[AgentDepsT]):
         return cap_result(result)
 
 
-def server_toolset(server: McpServerConfig, timeout_s: float) -> AbstractToolset[AgentDepsT]:
+def server_toolset(
+    server: McpServerConfig, timeout_s: float, listings: ToolListings
+) -> AbstractToolset[AgentDepsT]:
     """One server's tools, guarded, named ``<server>__<tool>``."""
     client = MCPToolset[AgentDepsT](
         server.url,
@@ -193,5 +255,7 @@ def server_toolset(server: McpServerConfig, timeout_s: float) -> AbstractToolset
         read_timeout=timeout_s + 5,
         tool_error_behavior="failed",
     )
-    guarded = GuardedMcpToolset[AgentDepsT](client, server=server, timeout_s=timeout_s)
+    guarded = GuardedMcpToolset[AgentDepsT](
+        client, server=server, timeout_s=timeout_s, listings=listings
+    )
     return guarded.prefixed(server.name + SEPARATOR[:-1])
