@@ -20,6 +20,8 @@ def server(database_url: str, upstream: FakeOpenAI) -> Iterator[ServerProcess]:
             "AGENTSTREAM_DEMO_TOKEN_DELAY_MS": "2",
             "OPENAI_BASE_URL": upstream.base_url,
             "OPENAI_API_KEY": "test-key",
+            # The approval tests' MCP server (tests/fakes/mcp_server.py) listens on 127.0.0.1.
+            "AGENTSTREAM_MCP_ALLOWED_HOSTS": "127.0.0.1",
         }
     )
     process.start()

@@ -1,6 +1,6 @@
 // Unmodified JS clients against a running agentstream; run by tests/e2e/test_node_clients.py.
 // Usage: node clients.mjs <scenario> '<json options>'; prints one JSON result on stdout.
-import { AbstractChat, DefaultChatTransport } from 'ai';
+import { AbstractChat, DefaultChatTransport, lastAssistantMessageIsCompleteWithApprovalResponses } from 'ai';
 import { HttpAgent } from '@ag-ui/client';
 
 const [scenario, raw] = process.argv.slice(2);
@@ -57,6 +57,30 @@ async function uiStop() {
   return { status: chat.status, seen, metadata: lastAssistant(chat)?.metadata };
 }
 
+async function uiApproval() {
+  // useChat's tool approval: the paused reply asks, addToolApprovalResponse answers, and the SDK
+  // sends the next request by itself (sendAutomaticallyWhen); onFinish marks each reply's end.
+  let finished = 0;
+  let resolveSecond;
+  const second = new Promise((resolve) => { resolveSecond = resolve; });
+  const transport = new DefaultChatTransport({ api: `${opts.url}/v1/agents/${opts.slug}/chat/ui`, headers });
+  const chat = new Chat({
+    id: opts.chatId,
+    transport,
+    sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithApprovalResponses,
+    onFinish: () => { finished += 1; if (finished === 2) resolveSecond(); },
+    onError: () => resolveSecond(),
+  });
+  await chat.sendMessage({ text: opts.text });
+  const paused = structuredClone(lastAssistant(chat));
+  const asking = paused.parts.find((p) => p.state === 'approval-requested');
+  if (!asking) return { paused, status: chat.status, error: chat.error?.message ?? null };
+  await chat.addToolApprovalResponse({ id: asking.approval.id, approved: opts.approved, reason: opts.reason });
+  await second;
+  const reply = lastAssistant(chat);
+  return { paused, parts: reply.parts, metadata: reply.metadata, status: chat.status, error: chat.error?.message ?? null, count: chat.current.messages.length };
+}
+
 async function agui() {
   const agent = new HttpAgent({ url: `${opts.url}/v1/agents/${opts.slug}/chat/ag-ui`, headers, threadId: opts.threadId });
   agent.addMessage({ id: 'u1', role: 'user', content: opts.text });
@@ -75,7 +99,7 @@ async function agui() {
   };
 }
 
-const scenarios = { 'ui-turns': uiTurns, 'ui-stop': uiStop, agui };
+const scenarios = { 'ui-turns': uiTurns, 'ui-stop': uiStop, 'ui-approval': uiApproval, agui };
 try {
   const result = await scenarios[scenario]();
   process.stdout.write(JSON.stringify(result));

@@ -79,6 +79,25 @@ class QueuedEvent(CustomEvent, name="queued"):
     run_id: str
 
 
+@dataclass(kw_only=True)
+class ApprovalEvent(CustomEvent, name="approval_required"):
+    """Our ``approval_required`` event for the protocol encoders: the Vercel stream makes it a
+    ``tool-approval-request`` part (streaming/ui.py); elsewhere a custom event (AG-UI
+    ``CUSTOM`` named ``approval_required``) with the approval's fields."""
+
+    approval_id: str
+    tool_args: dict[str, Any]
+
+    def to_payload(self) -> dict[str, Any]:
+        """The fields of our ``approval_required`` event (the call's id and name included)."""
+        return {
+            "approval_id": self.approval_id,
+            "tool_call_id": self.tool_call_id,
+            "tool_name": self.tool_name,
+            "tool_args": self.tool_args,
+        }
+
+
 class RunError(Exception):
     """A run that ended in an ``error`` event (or was interrupted); its text is client-safe."""
 
@@ -119,11 +138,20 @@ class _Parts:
             yield FunctionToolCallEvent(call, args_valid=True)
         elif isinstance(event, ev.Queued):
             yield QueuedEvent(run_id=str(event.run_id))
+        elif isinstance(event, ev.ApprovalRequired):
+            yield ApprovalEvent(
+                approval_id=str(event.approval_id),
+                tool_call_id=event.tool_call_id,
+                tool_name=event.tool_name,
+                tool_args=dict(event.tool_args),
+            )
         elif isinstance(event, ev.ToolResult):
             content = event.tool_result_content
             part = ToolReturnPart(event.tool_name, content, event.tool_call_id)
             yield FunctionToolResultEvent(part)
         elif isinstance(event, ev.Done):
+            # A reply that paused for approval ends its stream as a finished one: the client
+            # decides, and its next request continues the turn.
             yield from self._close_text()
             if event.status is MessageStatus.cancelled:
                 raise RunCancelled("The reply was cancelled.")
