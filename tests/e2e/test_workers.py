@@ -26,6 +26,8 @@ pytestmark = [
     pytest.mark.parametrize("database_url", ["postgres"], indirect=True),  # workers need it
 ]
 
+LEASE_S = 3
+
 
 @pytest.fixture(scope="module")
 def workers(database_url: str, redis_url: str, upstream: FakeOpenAI) -> Iterator[ServerProcess]:
@@ -35,7 +37,7 @@ def workers(database_url: str, redis_url: str, upstream: FakeOpenAI) -> Iterator
             "AGENTSTREAM_REDIS_URL": redis_url,
             "AGENTSTREAM_REDIS_TIMEOUT_S": "2",  # a busy test machine is slow, not down
             "AGENTSTREAM_WORKERS": "2",
-            "AGENTSTREAM_RUN_LEASE_S": "3",
+            "AGENTSTREAM_RUN_LEASE_S": str(LEASE_S),
             "AGENTSTREAM_MAX_ACTIVE_RUNS_PER_USER": "5",
             "OPENAI_BASE_URL": upstream.base_url,
             "OPENAI_API_KEY": "test-key",
@@ -118,7 +120,8 @@ async def test_the_active_run_cap_holds_across_workers(
     workers: ServerProcess, upstream: FakeOpenAI
 ) -> None:
     model = f"slow-{uuid.uuid4().hex[:8]}"
-    upstream.reply(model, Reply(tokens=[f"t{i} " for i in range(400)], delay_s=0.02))
+    # Runs much longer than the lease (3 s): the cap must hold past it.
+    upstream.reply(model, Reply(tokens=[f"t{i} " for i in range(3000)], delay_s=0.02))
     async with pinned_clients(workers.url) as (one, other):
         owner = await register(one)
         await create_agent(one, owner, "remote", model=f"openai:{model}")
@@ -132,11 +135,18 @@ async def test_the_active_run_cap_holds_across_workers(
                 headers=owner.headers,
             ) as source:
                 run_ids.append(source.response.headers["X-Run-Id"])
-        for client in (one, other):
-            refused = await client.post(
-                "/v1/agents/remote/chat", json={"message": "one more"}, headers=owner.headers
-            )
-            assert (refused.status_code, refused.json()["error"]) == (429, "too_many_runs")
+        # Three leases of asking for one more, on both workers: refused every time.
+        deadline = time.monotonic() + 3 * LEASE_S
+        while time.monotonic() < deadline:
+            for client in (one, other):
+                refused = await client.post(
+                    "/v1/agents/remote/chat", json={"message": "one more"}, headers=owner.headers
+                )
+                assert (refused.status_code, refused.json()["error"]) == (429, "too_many_runs")
+            await asyncio.sleep(LEASE_S / 6)  # sampling the cap, not synchronisation
+        for run_id in run_ids:
+            status = (await other.get(f"/v1/runs/{run_id}", headers=owner.headers)).json()
+            assert status["status"] == "running"  # all five still streaming
         for run_id in run_ids:
             await other.post(f"/v1/runs/{run_id}/cancel", headers=owner.headers)
 

@@ -503,6 +503,7 @@ async def execute(
         last_seq=produced + len(terminal),
         approvals=reply.approvals if status is MessageStatus.awaiting_approval else [],
     )
+    await control.reply_ended()  # a final write waiting for the database does not count
     try:
         await state.writer.finish(identity, outcome)
     except Exception:

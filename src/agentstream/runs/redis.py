@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -279,6 +280,13 @@ class RedisActiveRuns:
         if self._held:
             pipe = redis.pipeline(transaction=False)
             expiry = time.time() + self._lease_s
-            for slot in list(self._held.values()):
-                pipe.zadd(slot.key, {slot.token: expiry}, xx=True)
+            slots = list(self._held.values())
+            for slot in slots:
+                # Not ``XX``: a slot that lapsed while this worker was too busy to renew is put
+                # back (its run still counts); one released meanwhile lapses after a lease.
+                pipe.zadd(slot.key, {slot.token: expiry})
+            # The set itself must outlive every lease in it: each renewal extends it too (the
+            # newest write, whichever worker's, sets the furthest expiry).
+            for key in {slot.key for slot in slots}:
+                pipe.pexpire(key, math.ceil(self._lease_s * 1000))
             await pipe.execute()

@@ -40,6 +40,13 @@ class RunControl:
     cancel_status: MessageStatus = MessageStatus.cancelled
     cancel_requested: bool = False
     in_model: bool = False
+    slot: Slot | None = None
+
+    async def reply_ended(self) -> None:
+        """The reply is complete (only its final write may still wait for the database): the
+        run no longer counts among its user's active runs."""
+        if self.slot is not None:
+            await self.slot.release()
 
 
 Producer = Callable[[RunControl], AsyncIterator[ev.ChatEvent]]
@@ -155,7 +162,7 @@ class Run:
         self._slot = slot
         self._mirror = mirror
         self.on_disconnect = on_disconnect
-        self.control = RunControl()
+        self.control = RunControl(slot=slot)
         self._events: list[ev.ChatEvent] = []
         self._finished = False
         self._wakeup: asyncio.Future[None] | None = None
