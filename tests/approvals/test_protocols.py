@@ -68,18 +68,32 @@ async def test_vercel_stream_asks_for_approval_and_the_response_continues_the_tu
     assert (await client.post(path, json=made_up, headers=owner.headers)).status_code == 404
 
 
-async def test_agui_stream_carries_the_approval_as_a_custom_event(
+async def test_agui_run_finishes_with_an_interrupt_and_resume_continues_the_turn(
     client: httpx.AsyncClient, state: AppState, owner: Account, tools: Tools
 ) -> None:
     slug = await planned_agent(client, state, owner, Planner([("delete_file", {"path": "/a"})]))
-    response = await client.post(
-        f"/v1/agents/{slug}/chat/ag-ui",
-        json=agui_body(f"thread-{uuid.uuid4().hex[:8]}", "clean up"),
-        headers=owner.headers,
-    )
+    thread = f"thread-{uuid.uuid4().hex[:8]}"
+    path = f"/v1/agents/{slug}/chat/ag-ui"
+    response = await client.post(path, json=agui_body(thread, "clean up"), headers=owner.headers)
     events = agui_events(response.text)
-    [custom] = [e for e in events if e["type"] == "CUSTOM"]
-    assert custom["name"] == "approval_required"
-    assert custom["value"]["tool_name"] == "delete_file"
-    assert events[-1]["type"] == "RUN_FINISHED"
+    finished = events[-1]
+    assert finished["type"] == "RUN_FINISHED"
+    [interrupt] = finished["outcome"]["interrupts"]
+    assert interrupt["toolCallId"] == "call-0"
+    assert interrupt["reason"] == "tool_call"
+    uuid.UUID(interrupt["id"])
+    assert not [e for e in events if e["type"] == "CUSTOM"]
     assert tools.deleted == []
+    resume = [{"interruptId": interrupt["id"], "status": "resolved", "payload": {"approved": True}}]
+    body = agui_body(thread, "clean up", resume=resume)
+    continued = agui_events((await client.post(path, json=body, headers=owner.headers)).text)
+    [result] = [e for e in continued if e["type"] == "TOOL_CALL_RESULT"]
+    assert result["toolCallId"] == "call-0"
+    assert result["content"] == "deleted /a"
+    assert continued[-1]["type"] == "RUN_FINISHED"
+    assert tools.deleted == ["/a"]
+    bad = [{"interruptId": interrupt["id"], "status": "resolved", "payload": {"approved": "yes"}}]
+    refused = await client.post(
+        path, json=agui_body(thread, "x", resume=bad), headers=owner.headers
+    )
+    assert refused.status_code == 422

@@ -92,3 +92,40 @@ async def test_ai_sdk_approves_or_denies_a_tool_call_and_the_turn_continues(
     shown = (await http.get(f"/v1/conversations/{conversation_id}", headers=owner.headers)).json()
     assert shown["pending_approvals"] == []
     assert shown["approvals"][0]["approved"] is approved
+
+
+@pytest.mark.parametrize("approved", [True, False])
+async def test_ag_ui_http_agent_answers_an_interrupt_with_resume(
+    approved: bool,
+    server: ServerProcess,
+    http: httpx.AsyncClient,
+    upstream: FakeOpenAI,
+    node_clients: Path,  # noqa: F811
+    mcp_url: tuple[str, ToolServer],
+) -> None:
+    url, tools = mcp_url
+    owner, slug = await _guarded_agent(http, upstream, url)
+    thread = f"agui-approval-{uuid.uuid4().hex[:6]}"
+    result = await run_node(
+        node_clients,
+        "agui-approval",
+        url=server.url,
+        token=owner.access_token,
+        slug=slug,
+        threadId=thread,
+        text="say hi",
+        approved=approved,
+        reason=None if approved else "not now",
+    )
+    assert result["failure"] is None, result
+    [interrupt] = result["interrupts"]
+    assert interrupt["reason"] == "tool_call"
+    assert result["first"][-1]["type"] == "RUN_FINISHED"
+    [output] = [e for e in result["second"] if e["type"] == "TOOL_CALL_RESULT"]
+    expected = "echo: hi" if approved else "The user denied this call: not now"
+    assert output["content"] == expected
+    assert result["second"][-1]["type"] == "RUN_FINISHED"
+    assert result["pending"] == []
+    assert len(tools.headers) == (1 if approved else 0)
+    text = "".join(e["delta"] for e in result["second"] if e["type"] == "TEXT_MESSAGE_CONTENT")
+    assert text == "Done."

@@ -99,7 +99,28 @@ async function agui() {
   };
 }
 
-const scenarios = { 'ui-turns': uiTurns, 'ui-stop': uiStop, 'ui-approval': uiApproval, agui };
+async function aguiApproval() {
+  // An interrupt on RUN_FINISHED, answered by the next run's resume (HttpAgent keeps the
+  // pending interrupts and checks that the resume answers every one).
+  const agent = new HttpAgent({ url: `${opts.url}/v1/agents/${opts.slug}/chat/ag-ui`, headers, threadId: opts.threadId });
+  agent.addMessage({ id: 'u1', role: 'user', content: opts.text });
+  const first = [];
+  await agent.runAgent({}, { onEvent: ({ event }) => { first.push(event); } });
+  const interrupts = structuredClone(agent.pendingInterrupts);
+  const payload = { approved: opts.approved, ...(opts.reason ? { reason: opts.reason } : {}) };
+  const resume = interrupts.map((i) => ({ interruptId: i.id, status: 'resolved', payload }));
+  const second = [];
+  let failure = null;
+  try {
+    await agent.runAgent({ resume }, { onEvent: ({ event }) => { second.push(event); } });
+  } catch (err) {
+    failure = String(err?.message ?? err);
+  }
+  const brief = (e) => ({ type: e.type, toolCallId: e.toolCallId, content: e.content, delta: e.delta, outcome: e.outcome });
+  return { interrupts, first: first.map(brief), second: second.map(brief), pending: agent.pendingInterrupts, failure };
+}
+
+const scenarios = { 'ui-turns': uiTurns, 'ui-stop': uiStop, 'ui-approval': uiApproval, agui, 'agui-approval': aguiApproval };
 try {
   const result = await scenarios[scenario]();
   process.stdout.write(JSON.stringify(result));
