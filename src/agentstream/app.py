@@ -57,9 +57,15 @@ log = logging.getLogger("agentstream")
 
 @asynccontextmanager
 async def _runs(
-    settings: Settings, sessions: SessionMaker, guard: RedisGuard | None, worker_id: str
+    settings: Settings,
+    sessions: SessionMaker,
+    guard: RedisGuard | None,
+    worker_id: str,
+    *,
+    serving: bool,
 ) -> AsyncIterator[tuple[RunRegistry, Coordinator]]:
-    """The run registry and the coordinator: in process, or shared through Redis."""
+    """The run registry and the coordinator: in process, or shared through Redis. Only a
+    ``serving`` process coordinates (heartbeat, reaper, cancels, mirror)."""
     if guard is None or settings.redis_url is None:
         registry = RunRegistry(
             MemoryActiveRuns(),
@@ -73,7 +79,8 @@ async def _runs(
             lease_s=settings.run_lease_s,
             ttl_s=settings.run_events_ttl_s,
         )
-        await coordinator.start()
+        if serving:
+            await coordinator.start()
         try:
             yield registry, coordinator
         finally:
@@ -102,8 +109,9 @@ async def _runs(
         blocking=blocking,
         active_runs=active_runs,
     )
-    log_mirror.start()
-    await coordinator.start()
+    if serving:
+        log_mirror.start()
+        await coordinator.start()
     try:
         yield registry, coordinator
     finally:
@@ -130,9 +138,13 @@ def _database(settings: Settings, stack: contextlib.AsyncExitStack) -> AsyncEngi
 
 @asynccontextmanager
 async def build_state(
-    settings: Settings, *, tracing: Tracing | None = None
+    settings: Settings, *, tracing: Tracing | None = None, serving: bool = True
 ) -> AsyncIterator[AppState]:
     """Create the engine, Redis clients, writer, runs, limiter; close them all on exit.
+
+    A process that does not serve (``serving=False``: the CLI's ``create-user``,
+    ``create-agent``, the demo account at ``serve``'s start) never touches runs: no reaper, no
+    coordinator, no journal replay — it cannot tell live workers' runs from dead ones'.
 
     They close in reverse order: runs are interrupted first (their replies stored through the
     writer, which journals what the database refuses), then the rest; tracing last, so the
@@ -182,10 +194,11 @@ async def build_state(
             timeout_s=settings.database_timeout_s,
             journal=journal,
         )
-        await writer.start()
+        if serving:
+            await writer.start()
         stack.push_async_callback(writer.aclose)
         registry, coordinator = await stack.enter_async_context(
-            _runs(settings, sessions, guard, worker_id)
+            _runs(settings, sessions, guard, worker_id, serving=serving)
         )
         memory = SemanticMemory(settings, engine, sessions)
         await memory.start()

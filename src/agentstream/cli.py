@@ -28,7 +28,8 @@ def _with_state(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
     from agentstream.app import build_state
 
     async def runner() -> T:
-        async with build_state(settings) as state:
+        # Not a server: it must not reap, coordinate or replay anything of the runs.
+        async with build_state(settings, serving=False) as state:
             return await work(state)
 
     return asyncio.run(runner())

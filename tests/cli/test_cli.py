@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from agentstream.cli import app
+from agentstream.models import RunRecord, RunStatus
+from agentstream.settings import Settings
+from agentstream.state import AppState
+from tests.conversations.turns import new_turns
 
 runner = CliRunner()
 
@@ -62,3 +68,27 @@ def test_several_workers_without_redis_refuse_to_start_and_say_what_to_set(
     assert result.exit_code == 2
     assert "AGENTSTREAM_REDIS_URL" in result.output
     assert not (tmp_path / "agentstream.db").exists()  # refused before touching anything
+
+
+async def test_admin_commands_never_touch_a_servers_live_runs(
+    client: httpx.AsyncClient, state: AppState, settings: Settings, tmp_path: Path
+) -> None:
+    # A run in flight on a server (no Redis: the commands cannot tell it from a dead one's).
+    (turn,) = await new_turns(client, state, 1)
+    env = {
+        "AGENTSTREAM_DATABASE_URL": settings.resolved_database_url,
+        "AGENTSTREAM_DATA_DIR": str(tmp_path / "cli"),
+        "AGENTSTREAM_REDIS_URL": "",
+    }
+    email = f"cli-{uuid.uuid4().hex[:8]}@example.com"
+    for command in (
+        ["migrate"],
+        ["create-user", "--email", email, "--password", "long-enough-pw"],
+        ["create-agent", "--email", email, "--slug", "cli-bot", "--model", "demo"],
+    ):
+        result = await asyncio.to_thread(runner.invoke, app, command, env=env)
+        assert result.exit_code == 0, result.output
+    async with state.sessions() as session:
+        record = await session.get(RunRecord, turn.run_id)
+    assert record is not None
+    assert record.status is RunStatus.running
