@@ -48,14 +48,17 @@ def _unexpressible(case: Any) -> bool:
     """Rules the document cannot state, so a 422 for schema-valid input is right.
 
     A cursor is opaque (a well-formed one may name no position), usage's ``from < to`` is
-    a cross-field rule, an agent's model provider must exist in this deployment, and the UI
-    protocols' bodies must end with the user's new message (their schemas are the SDKs');
-    "positive data accepted" would call those 422s failures.
+    a cross-field rule, an agent's model provider (and MCP servers) must exist in this
+    deployment, an MCP server's host must be in its allow-list, and the UI protocols' bodies
+    must end with the user's new message (their schemas are the SDKs'); "positive data
+    accepted" would call those 422s failures.
     """
     if "cursor" in (case.query or {}) or case.path == "/v1/usage":
         return True
     if case.path.endswith(("/chat/ui", "/chat/ag-ui")):
         return True
+    if case.path in ("/v1/mcp-servers", "/v1/mcp-servers/{name}"):
+        return case.method in ("POST", "PATCH")
     return case.path in ("/v1/agents", "/v1/agents/{slug}") and case.method in ("POST", "PATCH")
 
 

@@ -31,7 +31,9 @@ def _check_url(url: str) -> str:
 
 
 ServerUrl = Annotated[
-    str, StringConstraints(min_length=1, max_length=2048), AfterValidator(_check_url)
+    str,
+    Field(min_length=1, max_length=2048, json_schema_extra={"pattern": "^https?://[^/@]+"}),
+    AfterValidator(_check_url),
 ]
 
 
