@@ -27,6 +27,7 @@ from agentstream.mcp_servers.toolsets import (
     McpServerConfig,
     host_allowed,
     needs_approval,
+    tls_context,
 )
 from agentstream.models import McpServer
 from agentstream.settings import Settings
@@ -180,7 +181,11 @@ async def list_tools(
             ) from exc
     timeout = settings.mcp_timeout_s
     toolset = MCPToolset[None](
-        config.url, headers=config.headers or None, init_timeout=timeout, read_timeout=timeout
+        config.url,
+        headers=config.headers or None,
+        verify=tls_context(),
+        init_timeout=timeout,
+        read_timeout=timeout,
     )
     try:
         async with asyncio.timeout(timeout), toolset:
