@@ -7,6 +7,7 @@ with ``CI=true`` an unreachable server is a failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -53,14 +54,11 @@ async def _pg(statement: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A migrated scratch database per backend for the whole session."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("sqlite") / "test.db"
-        url = f"sqlite+aiosqlite:///{path}"
+@contextlib.contextmanager
+def _scratch_database(backend: str, directory: Path) -> Iterator[str]:
+    """A new, migrated database of ``backend`` (dropped afterwards on PostgreSQL)."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{directory / 'test.db'}"
         upgrade(url)
         yield url
         return
@@ -74,6 +72,28 @@ def database_url(
     upgrade(url)
     yield url
     asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated scratch database per backend for the whole session."""
+    with _scratch_database(request.param, tmp_path_factory.mktemp("sqlite")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def own_database_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database of the same backend that only this module's tests use.
+
+    For tests of jobs over every team's rows (the memory indexer): the session database is
+    shared with the real servers of the e2e tests, which stay up for the session and run the
+    same jobs with their own settings.
+    """
+    backend = "sqlite" if database_url.startswith("sqlite") else "postgres"
+    with _scratch_database(backend, tmp_path_factory.mktemp("own")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from agentstream.memory.service import retrieve, search
 from agentstream.models import Agent, Memory
 from agentstream.settings import Settings
 from agentstream.state import AppState
+from tests.conftest import make_settings
 from tests.factories import Account, add_member, create_agent, register
 from tests.fakes.embeddings import Concepts
 from tests.fakes.openai_server import FakeOpenAI
@@ -35,6 +37,15 @@ def embedding_model(upstream: FakeOpenAI) -> str:
     name = f"emb-{uuid.uuid4().hex[:8]}"
     upstream.embed(name, Concepts(dict(CONCEPTS)))
     return name
+
+
+@pytest.fixture
+def settings(
+    own_database_url: str, tmp_path: Path, settings_overrides: dict[str, object]
+) -> Settings:
+    """A database of this module's own: the e2e tests' server, up all session on the shared
+    one, runs its own indexer (the demo embedder), which would re-embed these tests' rows."""
+    return make_settings(own_database_url, tmp_path, **settings_overrides)
 
 
 @pytest.fixture
