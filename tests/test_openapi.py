@@ -61,10 +61,29 @@ def test_team_header_and_cursor_are_typed(document: dict[str, Any]) -> None:
     assert cursor["pattern"]
 
 
-def test_sse_operations_declare_event_stream(document: dict[str, Any]) -> None:
-    for path in ("/v1/agents/{slug}/chat/stream", "/v1/agents/{slug}/chat/stream/advanced"):
-        content = document["paths"][path]["post"]["responses"]["200"]["content"]
+def test_sse_operations_declare_each_event_not_a_string(document: dict[str, Any]) -> None:
+    native = (
+        ("post", "/v1/agents/{slug}/chat/stream"),
+        ("post", "/v1/agents/{slug}/chat/stream/advanced"),
+        ("get", "/v1/runs/{run_id}/events"),
+    )
+    for method, path in native:
+        content = document["paths"][path][method]["responses"]["200"]["content"]
         assert list(content) == ["text/event-stream"]
+        assert "schema" not in content["text/event-stream"]  # not `type: string`
+        data = content["text/event-stream"]["itemSchema"]["properties"]["data"]
+        assert data["contentMediaType"] == "application/json"
+        assert data["contentSchema"] == {"$ref": "#/components/schemas/ChatEvent"}
+    union = document["components"]["schemas"]["ChatEvent"]
+    assert set(union["discriminator"]["mapping"]) >= {"text_delta", "done", "error", "usage"}
+    for ref in union["discriminator"]["mapping"].values():
+        assert ref.removeprefix("#/components/schemas/") in document["components"]["schemas"]
+    for method, path in (
+        ("post", "/v1/agents/{slug}/chat/ui"),
+        ("post", "/v1/agents/{slug}/chat/ag-ui"),
+    ):
+        content = document["paths"][path][method]["responses"]["200"]["content"]
+        assert "itemSchema" in content["text/event-stream"]
 
 
 async def test_bad_team_header_is_our_422(client: httpx.AsyncClient) -> None:

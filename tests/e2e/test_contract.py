@@ -93,3 +93,22 @@ def test_every_operation_conforms_to_the_document(
         base_url=server.url, headers=contract_headers, timeout=30, excluded_checks=excluded
     )
     assert response.status_code < 500, response.text
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/agents/{slug}/chat/stream", "/v1/agents/{slug}/chat/stream/advanced"]
+)
+def test_event_streams_conform_event_by_event(
+    path: str, server: ServerProcess, contract_headers: dict[str, str]
+) -> None:
+    # schemathesis validates each event of a text/event-stream against the item schema (and
+    # its data against the ChatEvent union): a stream typed as one string fails every event.
+    case = schema[path]["POST"].Case(path_parameters={"slug": "demo"}, body={"message": "hi"})
+    response = case.call_and_validate(base_url=server.url, headers=contract_headers, timeout=30)
+    assert response.status_code == 200
+    assert response.text.count("data: ") >= 3
+    run_id = response.headers["x-run-id"][0]
+    replay = schema["/v1/runs/{run_id}/events"]["GET"].Case(path_parameters={"run_id": run_id})
+    replayed = replay.call_and_validate(base_url=server.url, headers=contract_headers, timeout=30)
+    assert replayed.status_code == 200
+    assert replayed.text.startswith("id: 1\ndata: ")  # (schemathesis reads a stream's start)

@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 ERROR_REF = "#/components/schemas/ErrorBody"
 
@@ -48,8 +48,12 @@ _BODY_CREDENTIAL = frozenset(
 _LOOKUPS = frozenset({"POST /v1/memories", "GET /v1/memories", "GET /v1/conversations"})
 # Operations that call out to an MCP server.
 _UPSTREAM = frozenset({"GET /v1/mcp-servers/{name}/tools"})
-# Server-Sent Events responses: the body is ``text/event-stream``, not JSON.
-_SSE = re.compile(r"^POST /v1/agents/\{slug\}/chat/stream(/advanced)?$")
+# Server-Sent Events responses whose events are the native chat events (the other event
+# streams speak the Vercel AI SDK's or AG-UI's protocol, whose schemas are theirs).
+_NATIVE_SSE = re.compile(
+    r"^(POST /v1/agents/\{slug\}/chat/stream(/advanced)?|GET /v1/runs/\{run_id\}/events)$"
+)
+_SSE_MEDIA = "text/event-stream"
 # A urlsafe-base64 cursor, as list responses hand it out.
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]*={0,2}$"  # empty: the first page
 
@@ -118,10 +122,61 @@ def _type_parameters(operation: dict[str, Any]) -> None:
             }
 
 
+def _add_chat_events(schemas: dict[str, Any]) -> None:
+    """The native chat event union as ``ChatEvent``, its members beside it as ``ChatEvent<X>``
+    (other schemas of the document, the AG-UI ones, already use names such as ``ToolCall``)."""
+    from agentstream.chat.events import ChatEvent  # here: kit is imported before chat
+
+    union = TypeAdapter[Any](ChatEvent).json_schema(
+        ref_template="#/components/schemas/ChatEvent{model}", mode="serialization"
+    )
+    for name, definition in union.pop("$defs", {}).items():
+        schemas[f"ChatEvent{name}"] = definition
+    schemas["ChatEvent"] = union
+
+
+def _event_stream(data: dict[str, Any], event_id: dict[str, Any]) -> dict[str, Any]:
+    """A ``text/event-stream`` body described event by event (OpenAPI 3.2's ``itemSchema``,
+    which schemathesis validates each event with): each event's ``data`` and ``id``."""
+    return {
+        _SSE_MEDIA: {
+            "itemSchema": {
+                "type": "object",
+                "properties": {
+                    "data": data,
+                    "event": {"type": "string"},
+                    "id": event_id,
+                    "retry": {"type": "integer"},
+                },
+                "required": ["data"],
+            }
+        }
+    }
+
+
+def _type_event_streams(key: str, responses: dict[str, Any]) -> None:
+    """Each event of a streamed success response, instead of the whole body as one string."""
+    for status, response in responses.items():
+        if not status.startswith("2") or _SSE_MEDIA not in response.get("content", {}):
+            continue
+        if _NATIVE_SSE.match(key):
+            data = {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": {"$ref": "#/components/schemas/ChatEvent"},
+            }
+            # The event's seq: the cursor to resume after it.
+            event_id = {"type": "string", "pattern": "^[0-9]+$"}
+            response["content"] = _event_stream(data, event_id)
+        else:
+            response["content"] = _event_stream({"type": "string"}, {"type": "string"})
+
+
 def complete(document: dict[str, Any]) -> dict[str, Any]:
-    """Add error responses, our 422 body, typed parameters and SSE media types in place."""
+    """Add error responses, our 422 body, typed parameters and SSE event schemas in place."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas["ErrorBody"] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    _add_chat_events(schemas)
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
             key = f"{method.upper()} {path}"
@@ -130,10 +185,7 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
                 if str(status) == "422" or str(status) not in responses:
                     responses[str(status)] = _error_response(status)
             _type_parameters(operation)
-            if _SSE.match(key):
-                for status, response in responses.items():
-                    if status.startswith("2"):
-                        response["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+            _type_event_streams(key, responses)
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     return document
