@@ -13,6 +13,7 @@ import httpx
 from httpx_sse import aconnect_sse
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
+from rich.markup import escape
 from rich.text import Text
 
 if TYPE_CHECKING:
@@ -109,10 +110,52 @@ class ChatClient:
     async def send(
         self, http: httpx.AsyncClient, slug: str, text: str, conversation_id: uuid.UUID | None
     ) -> uuid.UUID | None:
-        """Stream one reply to the console as it arrives; returns the conversation id."""
+        """Stream one reply to the console as it arrives; returns the conversation id. A reply
+        that pauses for approval asks y/n for each waiting tool call, then streams on."""
         body: dict[str, Any] = {"message": text}
-        if conversation_id:
-            body["conversation_id"] = str(conversation_id)
+        while True:
+            if conversation_id:
+                body["conversation_id"] = str(conversation_id)
+            conversation_id, waiting = await self._stream(http, slug, body, conversation_id)
+            if not waiting:
+                return conversation_id
+            decisions = self._decide(waiting)
+            if decisions is None:
+                return conversation_id
+            body = {"decisions": decisions}
+
+    def _decide(self, waiting: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """y/n for each tool call waiting for approval; ``None`` when input ends first (the calls
+        stay pending, to decide later)."""
+        decisions: list[dict[str, Any]] = []
+        for approval in waiting:
+            args = jsonenc.dumps(approval["tool_args"]).decode()
+            call = escape(f"Allow {approval['tool_name']}({args})? [y/N] ")
+            question = f"[yellow]{call}[/]"
+            try:
+                answer = self.console.input(question).strip().lower()
+            except EOFError:
+                self.console.print("\n[dim]Left undecided; the reply waits for a decision.[/]")
+                return None
+            approved = answer in ("y", "yes")
+            decision: dict[str, Any] = {
+                "approval_id": approval["approval_id"],
+                "approved": approved,
+            }
+            if not approved:
+                decision["reason"] = "denied in the terminal"
+            decisions.append(decision)
+        return decisions
+
+    async def _stream(
+        self,
+        http: httpx.AsyncClient,
+        slug: str,
+        body: dict[str, Any],
+        conversation_id: uuid.UUID | None,
+    ) -> tuple[uuid.UUID | None, list[dict[str, Any]]]:
+        """One run's events to the console: its conversation, and the calls it waits on."""
+        waiting: list[dict[str, Any]] = []
         async with aconnect_sse(
             http, "POST", f"/v1/agents/{slug}/chat/stream/advanced", json=body
         ) as source:
@@ -130,15 +173,18 @@ class ChatClient:
                     if piece is not None and event["type"] in ("tool_call", "done", "error"):
                         piece.close()
                         piece = None
+                    if event["type"] == "approval_required":
+                        waiting.append(event)
                     if event["type"] == "done":
-                        return uuid.UUID(event["conversation_id"])
+                        paused = event.get("status") == "awaiting_approval"
+                        return uuid.UUID(event["conversation_id"]), waiting if paused else []
                     if event["type"] == "error":
                         raise ClientError(f"{event['error_code']}: {event['content']}")
                     self._render(event)
             finally:
                 if piece is not None:
                     piece.close()
-        return conversation_id
+        return conversation_id, []
 
     def _text(self) -> _TerminalText | _PipedText:
         return _TerminalText(self.console) if self.console.is_terminal else _PipedText(self.console)

@@ -16,7 +16,14 @@ import {
   signIn,
   whenSignedOut,
 } from "./api.js";
-import { LiveReply, conversationItem, emptyState, storedMessage, userMessage } from "./render.js";
+import {
+  LiveReply,
+  approvalPanel,
+  conversationItem,
+  emptyState,
+  storedMessage,
+  userMessage,
+} from "./render.js";
 import { closeUsage, offerUsage, setupUsage } from "./usage.js";
 
 const $ = (id) => document.getElementById(id);
@@ -224,6 +231,22 @@ async function openConversation(id, runId = null) {
   // The streaming reply is rebuilt from its run's events, not from its checkpointed row.
   box.replaceChildren(...messages.filter((m) => m.id !== runId).map(storedMessage));
   if (runId) await resumeRun(runId, messages);
+  else await showPendingApprovals();
+  scrollDown();
+}
+
+/** A paused reply's waiting tool calls (kept by the server: they survive a reload). */
+async function showPendingApprovals() {
+  $("messages").querySelector(".approvals")?.remove();
+  if (!state.conversationId || state.run) return;
+  const conversationId = state.conversationId;
+  const conversation = await api(`/v1/conversations/${conversationId}`);
+  const pending = conversation.pending_approvals ?? [];
+  if (!pending.length || state.conversationId !== conversationId || state.run) return;
+  const panel = approvalPanel(pending, (decisions) => {
+    send({ decisions }).catch((error) => showError("chat-error", error));
+  });
+  $("messages").append(panel);
   scrollDown();
 }
 
@@ -271,6 +294,9 @@ async function follow(response, reply, run) {
   remember(ACTIVE_RUN_KEY, null);
   setBusy(false);
   await loadConversations().catch((error) => showError("chat-error", error));
+  if (run.reply.node.dataset.status === "awaiting_approval") {
+    await showPendingApprovals().catch((error) => showError("chat-error", error));
+  }
 }
 
 function startFollowing(runId, conversationId, controller = new AbortController()) {
@@ -302,11 +328,14 @@ async function resumeRun(runId, messages) {
   await follow(response, run.reply, run);
 }
 
-async function send(text) {
+/** Send a message (`{text}`), or the decisions on a paused reply's tool calls (`{decisions}`),
+ * and follow the reply. */
+async function send({ text, decisions }) {
   const box = $("messages");
   box.querySelector(".empty")?.remove();
-  const mine = userMessage(text);
-  box.append(mine);
+  const panel = box.querySelector(".approvals");
+  const mine = decisions ? panel : userMessage(text);
+  if (!decisions) box.append(mine);
   scrollDown();
   const controller = new AbortController();
   let response;
@@ -314,18 +343,26 @@ async function send(text) {
   try {
     response = await authFetch(`/v1/agents/${encodeURIComponent(state.agent)}/chat/stream/advanced`, {
       method: "POST",
-      json: { message: text, ...(state.conversationId ? { conversation_id: state.conversationId } : {}) },
+      json: {
+        ...(decisions ? { decisions } : { message: text }),
+        ...(state.conversationId ? { conversation_id: state.conversationId } : {}),
+      },
       signal: controller.signal,
     });
   } catch (error) {
     // Refused before the run started (inactive agent, too many runs…): nothing was stored.
-    mine.remove();
-    $("message").value = text;
+    if (decisions) {
+      for (const button of panel?.querySelectorAll("button") ?? []) button.disabled = false;
+    } else {
+      mine.remove();
+      $("message").value = text;
+    }
     showError("chat-error", error);
     return;
   } finally {
     state.sending = false;
   }
+  panel?.remove();
   const conversationId = response.headers.get("X-Conversation-Id");
   const isNew = state.conversationId !== conversationId;
   state.conversationId = conversationId;
@@ -341,7 +378,7 @@ $("composer").addEventListener("submit", (event) => {
   if (!text || state.run || state.sending || !state.agent) return;
   $("message").value = "";
   $("chat-error").textContent = "";
-  send(text).catch((error) => showError("chat-error", error));
+  send({ text }).catch((error) => showError("chat-error", error));
 });
 
 $("message").addEventListener("keydown", (event) => {

@@ -14,6 +14,7 @@ const STATUS_LABELS = {
   cancelled: "Stopped",
   failed: "Failed",
   interrupted: "Interrupted",
+  awaiting_approval: "Waiting for your approval",
 };
 
 function bubble(role, id) {
@@ -71,6 +72,7 @@ export function storedMessage(message) {
   for (const call of message.tool_calls ?? []) {
     const block = toolBlock(call);
     if (call.tool_result_content != null) setToolResult(block, call.tool_result_content);
+    else if (message.status === "awaiting_approval") block.querySelector(".tool-state").textContent = "approval asked";
     article.append(block);
   }
   if (message.content) article.append(markdownBlock(message.content));
@@ -123,8 +125,10 @@ export class LiveReply {
         this.typing.before(toolBlock(event));
         return false;
       case "tool_result": {
-        const block = [...this.node.querySelectorAll("details.tool")].find(
-          (d) => d.dataset.toolCallId === event.tool_call_id,
+        // A call decided after a pause is shown in the paused reply, above this one.
+        const scope = this.node.parentElement ?? this.node;
+        const block = [...scope.querySelectorAll("details.tool")].findLast(
+          (d) => d.dataset.toolCallId === event.tool_call_id && !d.classList.contains("has-result"),
         );
         if (block) setToolResult(block, event.tool_result_content);
         return false;
@@ -161,6 +165,52 @@ export class LiveReply {
     statusBadge(this.node, status, note);
     if (status === "failed") this.node.querySelector(".status")?.classList.add("error");
   }
+}
+
+/**
+ * The tool calls a paused reply waits on (`pending_approvals` of `GET /v1/conversations/{id}`),
+ * each with Approve / Deny and an optional reason. Every call of the turn is decided at once:
+ * `onDecide(decisions)` is called when each has its answer.
+ */
+export function approvalPanel(pending, onDecide) {
+  const panel = el("section", "approvals");
+  panel.setAttribute("aria-label", "Tool calls waiting for your approval");
+  panel.append(el("h3", "approvals-title", pending.length === 1 ? "Approve this tool call?" : "Approve these tool calls?"));
+  const answers = new Map();
+  for (const approval of pending) {
+    const item = el("div", "approval");
+    item.dataset.approvalId = approval.approval_id;
+    const head = el("p", "approval-call");
+    head.append(el("span", "tool-name", approval.tool_name));
+    const reasonId = `reason-${approval.approval_id}`;
+    const label = el("label", "visually-hidden", `Reason for ${approval.tool_name} (optional)`);
+    label.htmlFor = reasonId;
+    const reason = el("input", "approval-reason");
+    reason.id = reasonId;
+    reason.placeholder = "Reason (optional)";
+    reason.maxLength = 1000;
+    const approve = el("button", "approve", "Approve");
+    const deny = el("button", "deny", "Deny");
+    for (const [button, approved] of [[approve, true], [deny, false]]) {
+      button.type = "button";
+      button.addEventListener("click", () => {
+        const text = reason.value.trim();
+        answers.set(approval.approval_id, { approval_id: approval.approval_id, approved, ...(text ? { reason: text } : {}) });
+        item.dataset.answer = approved ? "approved" : "denied";
+        approve.setAttribute("aria-pressed", String(approved));
+        deny.setAttribute("aria-pressed", String(!approved));
+        if (answers.size === pending.length) {
+          for (const b of panel.querySelectorAll("button")) b.disabled = true;
+          onDecide([...answers.values()]);
+        }
+      });
+    }
+    const actions = el("div", "approval-actions");
+    actions.append(label, reason, approve, deny);
+    item.append(head, el("pre", "tool-input", pretty(approval.tool_args)), actions);
+    panel.append(item);
+  }
+  return panel;
 }
 
 export function conversationItem(conversation, current, onOpen) {
