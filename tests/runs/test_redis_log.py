@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -155,3 +156,38 @@ async def test_a_reader_past_a_live_logs_end_waits_and_gets_a_terminal_event_num
         assert [(e.type, e.seq) for b in seen for e in b] == [("done", 6)]
     finally:
         await redis.delete(stream_key(run.id))
+
+
+async def test_every_log_key_has_a_ttl_from_its_first_write(redis: Redis) -> None:
+    run, log = FakeRun(), _log(redis)
+    run.publish(3)  # a live run: no terminal event yet
+    await log._append(redis, runs={run.id: run})  # type: ignore[dict-item]
+    try:
+        assert 0 < await redis.pttl(stream_key(run.id)) <= 60_000
+    finally:
+        await redis.delete(stream_key(run.id))
+
+
+async def test_a_failed_mirror_write_is_logged_and_retried_never_dropped(
+    redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    run, log = FakeRun(), _log(redis)
+    key = stream_key(run.id)
+    await redis.set(key, "not a stream")  # every XADD to it fails (WRONGTYPE)
+    run.publish(3)
+    try:
+        with caplog.at_level(logging.WARNING, logger="agentstream.runs"):
+            for _ in range(2):
+                await log._append(redis, runs={run.id: run})  # type: ignore[dict-item]
+        assert run.id not in log._mirrored  # its position did not advance
+        assert log._dirty == {run.id: run}  # kept for the next round
+        warned = [r for r in caplog.records if "could not mirror" in r.getMessage()]
+        assert len(warned) == 1  # once per run, not once per round
+        await redis.delete(key)  # the cause goes away: the retry mirrors every event
+        run.publish(1, last=True)
+        await log._append(redis, runs=log._dirty)  # type: ignore[arg-type]
+        _, events = await stream_state(log._guard, run.id)
+        assert [e.seq for e in events] == [1, 2, 3, 4, 5]
+        assert run.id not in log._mirrored
+    finally:
+        await redis.delete(key)

@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from agentstream.chat import events as ev
 from agentstream.kit.errors import TooManyRuns
@@ -78,6 +78,11 @@ def entry(events: Sequence[ev.ChatEvent]) -> tuple[str, dict[str, bytes]]:
     return f"{events[-1].seq}-0", {"e": b"[" + b",".join(e.dump_json() for e in events) + b"]"}
 
 
+def _already_there(error: Exception) -> bool:
+    """An ``XADD`` refused because its entry is already in the log (a retried batch)."""
+    return isinstance(error, ResponseError) and "equal or smaller" in str(error)
+
+
 def decode_entries(entries: list[Any], after: int = 0) -> list[ev.ChatEvent]:
     """The events of ``XRANGE`` / ``XREAD`` entries with ``seq > after``, each once (an entry
     may repeat events of the one before it, when a batch was retried with more events)."""
@@ -99,6 +104,7 @@ class RedisRunLog:
         self._retry_s = retry_s
         self._dirty: dict[uuid.UUID, Run] = {}
         self._mirrored: dict[uuid.UUID, int] = {}
+        self._failing: set[uuid.UUID] = set()  # runs whose last mirror write failed (logged)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -131,19 +137,38 @@ class RedisRunLog:
     async def _append(self, redis: Redis, *, runs: dict[uuid.UUID, Run]) -> None:
         pipe = redis.pipeline(transaction=False)
         upto: dict[uuid.UUID, int] = {}
+        commands: dict[uuid.UUID, int] = {}  # how many commands each run queued
         for run_id, run in runs.items():
             done = self._mirrored.get(run_id, 0)
             events = run.events_after(done)
             key = stream_key(run_id)
+            queued = 0
             if events:
                 entry_id, fields = entry(events)
                 pipe.xadd(key, fields, id=entry_id)  # type: ignore[arg-type]
-            if run.finished:
-                pipe.pexpire(key, self._ttl_ms)
+                queued += 1
+            # Every write sets the key's expiry, so no log is ever left without one (a live
+            # run's is pushed back with each batch; a finished run's counts from its end).
+            pipe.pexpire(key, self._ttl_ms)
+            commands[run_id] = queued + 1
             upto[run_id] = done + len(events)
-        # An entry already there (a retried batch) is refused by id; the rest still go in.
-        await pipe.execute(raise_on_error=False)
+        # Each command's failure comes back as its result: checked per run below.
+        results = iter(await pipe.execute(raise_on_error=False))
         for run_id, seq in upto.items():
+            replies = [next(results) for _ in range(commands[run_id])]
+            failed = [r for r in replies if isinstance(r, Exception) and not _already_there(r)]
+            if failed:
+                # Not mirrored: kept for the next round (retried, never dropped silently).
+                if run_id not in self._failing:
+                    self._failing.add(run_id)
+                    log.warning(
+                        "could not mirror a run's events to Redis; retrying",
+                        extra={"message_id": str(run_id), "error": str(failed[0])},
+                    )
+                self._dirty.setdefault(run_id, runs[run_id])
+                self._wake.set()
+                continue
+            self._failing.discard(run_id)
             if runs[run_id].finished and seq == runs[run_id].last_seq:
                 self._mirrored.pop(run_id, None)
             else:
