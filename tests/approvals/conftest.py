@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -57,6 +58,9 @@ class Planner:
     calls: list[tuple[str, dict[str, Any]]]
     seen: list[list[ModelMessage]] = field(default_factory=list)
     name: str = ""  # its name in the model registry, once an agent uses it
+    # With ``hold``, the first request waits for it (``started`` is set) before answering.
+    hold: asyncio.Event | None = None
+    started: asyncio.Event = field(default_factory=asyncio.Event)
 
     def model(self) -> FunctionModel:
         return FunctionModel(stream_function=self._stream, model_name="planner")
@@ -65,6 +69,10 @@ class Planner:
         self, messages: list[ModelMessage], info: AgentInfo
     ) -> AsyncIterator[str | DeltaToolCalls]:
         self.seen.append(list(messages))
+        calls = list(self.calls)
+        if self.hold is not None and len(self.seen) == 1:
+            self.started.set()
+            await self.hold.wait()
         last = messages[-1]
         returns = [p for p in last.parts if isinstance(p, ToolReturnPart)]
         if isinstance(last, ModelRequest) and returns:
@@ -73,7 +81,7 @@ class Planner:
         yield "Let me do that."
         yield {
             i: DeltaToolCall(name=name, json_args=json.dumps(args), tool_call_id=f"call-{i}")
-            for i, (name, args) in enumerate(self.calls)
+            for i, (name, args) in enumerate(calls)
         }
 
 

@@ -3,17 +3,22 @@ approvals survive a restart (a new state over the same database decides them).""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import datetime
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from httpx_sse import EventSource, aconnect_sse
 
 from agentstream.app import build_state, create_app
 from agentstream.settings import Settings
 from agentstream.state import AppState
 from tests.approvals.conftest import Planner, Tools, of_type, planned_agent, stream
 from tests.factories import Account
+from tests.live import serve_in_loop
 from tests.streaming.scripted import parse_sse
 from tests.streaming.wsclient import receive_until_terminal, ws_connect
 
@@ -143,3 +148,52 @@ async def test_the_ttl_setting_is_what_expiry_uses(
     created = datetime.fromisoformat(pending["created_at"])
     expires = datetime.fromisoformat(pending["expires_at"])
     assert (expires - created).total_seconds() == 3600
+
+
+async def _events(source: EventSource) -> list[dict[str, Any]]:
+    return [json.loads(sse.data) async for sse in source.aiter_sse()]
+
+
+async def test_a_turn_queued_behind_a_run_that_pauses_supersedes_its_approvals(
+    app: FastAPI, client: httpx.AsyncClient, state: AppState, owner: Account, tools: Tools
+) -> None:
+    planner = Planner([("delete_file", {"path": "/a"})], hold=asyncio.Event())
+    slug = await planned_agent(client, state, owner, planner)
+    path = f"/v1/agents/{slug}/chat/stream/advanced"
+    async with (
+        serve_in_loop(app) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as live,
+        aconnect_sse(live, "POST", path, json={"message": "go"}, headers=owner.headers) as first,
+    ):
+        conversation_id = first.response.headers["X-Conversation-Id"]
+        first_events = asyncio.create_task(_events(first))
+        await asyncio.wait_for(planner.started.wait(), 10)
+        planner.calls = []  # the queued turn just answers
+        body = {"message": "next", "conversation_id": conversation_id, "multitask": "enqueue"}
+        async with aconnect_sse(live, "POST", path, json=body, headers=owner.headers) as second:
+            frames = second.aiter_sse()
+            queued = json.loads((await anext(frames)).data)
+            assert queued["type"] == "queued"
+            assert planner.hold is not None
+            planner.hold.set()
+            rest = [json.loads(sse.data) async for sse in frames]
+        paused = await asyncio.wait_for(first_events, 10)
+    assert paused[-1]["status"] == "awaiting_approval"
+    assert rest[-1]["status"] == "complete"
+    shown = (await client.get(f"/v1/conversations/{conversation_id}", headers=owner.headers)).json()
+    assert shown["pending_approvals"] == []
+    assert shown["approvals"][0]["reason"] == "superseded"
+    assert tools.deleted == []
+
+
+async def test_arguments_that_fail_the_tools_schema_go_back_to_the_model_not_to_a_person(
+    client: httpx.AsyncClient, state: AppState, owner: Account, tools: Tools
+) -> None:
+    planner = Planner([("delete_file", {"wrong": 1})])
+    slug = await planned_agent(client, state, owner, planner)
+    events = await stream(client, owner, slug, {"message": "go"})
+    assert not of_type(events, "approval_required")
+    assert events[-1]["status"] == "complete"
+    [retry] = of_type(events, "tool_result")
+    assert "path" in retry["tool_result_content"]  # the validation error names the field
+    assert tools.deleted == []
