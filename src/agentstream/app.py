@@ -70,6 +70,7 @@ async def _runs(
         registry = RunRegistry(
             MemoryActiveRuns(),
             max_per_user=settings.max_active_runs_per_user,
+            max_bytes=int(settings.run_events_max_mb * 2**20),
             retain_s=settings.run_events_ttl_s,
         )
         coordinator = Coordinator(
@@ -93,6 +94,7 @@ async def _runs(
     registry = RunRegistry(
         active_runs,
         max_per_user=settings.max_active_runs_per_user,
+        max_bytes=int(settings.run_events_max_mb * 2**20),
         # Redis keeps the events for every worker; this worker's copy only serves it faster.
         retain_s=min(settings.run_events_ttl_s, 60.0),
         mirror=log_mirror,

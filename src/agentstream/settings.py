@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     checkpoint_s: float = 1.0
     max_active_runs_per_user: int = 5
     run_events_ttl_s: float = 3600.0
+    # What finished runs' events kept for resume may take per worker (oldest dropped first).
+    run_events_max_mb: float = Field(default=256.0, gt=0)
     run_lease_s: float = 30.0
     # A tool call waiting for approval longer than this is denied as expired.
     approval_ttl_s: float = 86400.0

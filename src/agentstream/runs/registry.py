@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 import uuid
+from array import array
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from pydantic import TypeAdapter
 
 from agentstream.chat import events as ev
 from agentstream.conversations.turns import RunIdentity
@@ -143,6 +147,68 @@ def _final_status(terminal: ev.ChatEvent) -> metrics.RunStatus:
     return "failed"
 
 
+_EVENT = TypeAdapter[ev.ChatEvent](ev.ChatEvent)
+
+
+class CompactLog:
+    """A finished run's events, kept for resume at a few bytes per event beyond its text.
+
+    A plain text delta (most of a reply) keeps only its text, in one string of all of them,
+    and where it ends in that string; any other event keeps its encoded JSON. Events are
+    rebuilt when read (with the same ``seq``): only a few objects stay per run, none of them
+    per token, so finished runs cost the garbage collector nothing to speak of.
+    """
+
+    def __init__(self, events: Sequence[ev.ChatEvent]) -> None:
+        pieces: list[str] = []
+        ends = array("I")  # 4 bytes per event
+        others: dict[int, bytes] = {}
+        length = 0
+        for index, event in enumerate(events):
+            if _plain_delta(event):
+                assert isinstance(event, ev.TextDelta)
+                pieces.append(event.content)
+                length += len(event.content)
+            else:
+                others[index] = event.dump_json()
+            ends.append(length)
+        self._text = "".join(pieces)
+        self._ends = ends
+        self._others = others
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, window: slice) -> list[ev.ChatEvent]:
+        return [self._event(i) for i in range(*window.indices(len(self._ends)))]
+
+    def _event(self, index: int) -> ev.ChatEvent:
+        encoded = self._others.get(index)
+        if encoded is not None:
+            return _EVENT.validate_json(encoded)
+        start = self._ends[index - 1] if index else 0
+        return ev.TextDelta(content=self._text[start : self._ends[index]], seq=index + 1)
+
+    @property
+    def nbytes(self) -> int:
+        """What it holds in memory, in bytes."""
+        return (
+            sys.getsizeof(self._text)
+            + sys.getsizeof(self._ends)
+            + sys.getsizeof(self._others)
+            + sum(sys.getsizeof(b) for b in self._others.values())
+        )
+
+
+def _plain_delta(event: ev.ChatEvent) -> bool:
+    return (
+        type(event) is ev.TextDelta
+        and event.run_id is None
+        and event.conversation_id is None
+        and event.seq is not None
+    )
+
+
 class Run:
     """One chat run: a task producing numbered events that subscribers read."""
 
@@ -163,7 +229,7 @@ class Run:
         self._mirror = mirror
         self.on_disconnect = on_disconnect
         self.control = RunControl(slot=slot)
-        self._events: list[ev.ChatEvent] = []
+        self._events: list[ev.ChatEvent] | CompactLog = []
         self._finished = False
         self._wakeup: asyncio.Future[None] | None = None
         self._started = time.perf_counter()
@@ -182,6 +248,7 @@ class Run:
         return self._finished
 
     def _publish(self, event: ev.ChatEvent) -> None:
+        assert isinstance(self._events, list), "a finished run publishes nothing"
         event.seq = len(self._events) + 1
         self._events.append(event)
         self._finished = event.type in ev.TERMINAL_TYPES
@@ -211,15 +278,22 @@ class Run:
                         message_id=self.id,
                     )
                 )
-            metrics.run_finished(_final_status(self._events[-1]))
+            terminal = self._events[-1:][0]
+            metrics.run_finished(_final_status(terminal))
             if self._span is not None:
-                self._span.end(self._events[-1])
+                self._span.end(terminal)
             await self._slot.release()
 
     @property
     def last_seq(self) -> int:
         """The ``seq`` of the latest event."""
         return len(self._events)
+
+    def compact(self) -> int:
+        """Keep the finished run's events compactly; returns the bytes they now take."""
+        if isinstance(self._events, list):
+            self._events = CompactLog(self._events)
+        return self._events.nbytes
 
     @property
     def conversation_id(self) -> uuid.UUID:
@@ -228,7 +302,7 @@ class Run:
 
     def events_after(self, seq: int) -> list[ev.ChatEvent]:
         """The events published after ``seq``."""
-        return self._events[seq:]
+        return list(self._events[seq:])
 
     async def _changed(self, seen: int) -> None:
         if len(self._events) > seen or self._finished:
@@ -301,10 +375,14 @@ class RunRegistry:
         max_per_user: int,
         retain_s: float,
         mirror: Mirror | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self._mirror = mirror
         self._runs: dict[uuid.UUID, Run] = {}
-        self._finished: OrderedDict[uuid.UUID, tuple[Run, float]] = OrderedDict()
+        # Finished runs, oldest first: (run, when it finished, the bytes its events take).
+        self._finished: OrderedDict[uuid.UUID, tuple[Run, float, int]] = OrderedDict()
+        self._max_bytes = max_bytes
+        self.kept_bytes = 0  # what finished runs' events take, in total
         self._active_runs = active_runs
         self._max_per_user = max_per_user
         self._retain_s = retain_s
@@ -332,12 +410,22 @@ class RunRegistry:
 
     def _retire(self, run: Run) -> None:
         self._runs.pop(run.id, None)
-        self._finished[run.id] = (run, time.monotonic())
+        size = run.compact()
+        self._finished[run.id] = (run, time.monotonic(), size)
+        self.kept_bytes += size
+        # Over the cap, the oldest finished runs' events go first (never a live run's: those
+        # are not in here); their resume is then 410, their stored message untouched.
+        while self._max_bytes is not None and self.kept_bytes > self._max_bytes:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        _, (_, _, size) = self._finished.popitem(last=False)
+        self.kept_bytes -= size
 
     def _sweep(self) -> None:
         expired = time.monotonic() - self._retain_s
         while self._finished and next(iter(self._finished.values()))[1] < expired:
-            self._finished.popitem(last=False)
+            self._drop_oldest()
 
     def get(self, run_id: uuid.UUID) -> Run | None:
         """This worker's run, in flight or finished recently enough to replay."""
