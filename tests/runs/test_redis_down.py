@@ -3,10 +3,13 @@ has is lost, serving goes on, and resuming through the other worker says it is u
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 from httpx_sse import aconnect_sse
@@ -24,12 +27,24 @@ from tests.streaming.scripted import Script
 async def worker(
     database_url: str, tmp_path: Path, redis_url: str
 ) -> AsyncIterator[tuple[AppState, httpx.AsyncClient]]:
-    """One worker whose Redis, once found down, stays skipped for the test; limits on, so
-    that failing open is exercised."""
+    """One worker whose Redis, once found down, is skipped for a second at a time; limits on,
+    so that failing open is exercised."""
     async with shared_worker(
-        database_url, tmp_path, redis_url, redis_cooldown_s=60, rate_limit_api=1000
+        database_url, tmp_path, redis_url, redis_cooldown_s=1, rate_limit_api=1000
     ) as one:
         yield one.state, one.http
+
+
+async def read_all(
+    http: httpx.AsyncClient, path: str, headers: dict[str, str]
+) -> list[dict[str, Any]] | None:
+    """Every event of an SSE response (``None`` unless it answers 200), bounded."""
+    async with asyncio.timeout(10), aconnect_sse(http, "GET", path, headers=headers) as source:
+        if source.response.status_code != 200:
+            return None
+        events = [json.loads(sse.data) async for sse in source.aiter_sse()]
+    # A reader that lost the log (Redis went again) ends with an error without seq.
+    return [e for e in events if "seq" in e] or None
 
 
 async def test_redis_down_mid_run_loses_nothing_and_serving_goes_on(
@@ -81,7 +96,20 @@ async def test_redis_down_mid_run_loses_nothing_and_serving_goes_on(
         # The worker that ran it still replays it from its own copy.
         own = await http_a.get(f"/v1/runs/{run_id}/events", headers=owner.headers)
         assert own.status_code == 200
+        # Redis comes back: the run's log reaches it (the mirror kept what it could not
+        # write), and the other worker replays the whole run, every event once.
         redis_proxy.restore()
+        deadline = time.monotonic() + 20
+        while True:
+            replayed = await read_all(http_b, f"/v1/runs/{run_id}/events", owner.headers)
+            if replayed is not None and replayed[-1]["type"] == "done":
+                break
+            assert time.monotonic() < deadline, replayed
+            await asyncio.sleep(0.2)  # polling for Redis' return (a second's cooldown)
+        assert [e["seq"] for e in replayed] == [e["seq"] for e in events]
+        assert [e["type"] for e in replayed] == [e["type"] for e in events]
+        replayed_text = "".join(e["content"] for e in replayed if e["type"] == "text_delta")
+        assert replayed_text == "before during after"
 
 
 async def test_a_worker_is_known_alive_from_its_start(

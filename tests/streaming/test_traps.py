@@ -100,6 +100,9 @@ async def test_sse_disconnect_by_default_lets_the_reply_finish(
         await script.started.wait()
         [run] = state.runs.active()
         sse.disconnect()
+    # The server noticed (its subscription closed) before the model goes on.
+    await asyncio.wait_for(state.runs.streams_closed(), 10)
+    assert not run.finished
     script.release.set()
     await asyncio.wait_for(run.task, 10)
     async with state.sessions() as session:

@@ -263,7 +263,9 @@ class TestWSCancelDisconnect:
             await ws.receive_json()
             await ws.send_json({"type": "message", "content": "go"})
             await script.started.wait()
-        # The client is gone; the run is not cancelled (default on_disconnect) and completes.
+        # The client is gone; once the server has noticed (its subscription closed), the run
+        # is not cancelled (default on_disconnect) and completes.
+        await asyncio.wait_for(state.runs.streams_closed(), 5)
         runs = state.runs.active()
         assert len(runs) == 1
         script.release.set()

@@ -439,6 +439,10 @@ class RunRegistry:
         """The runs still in flight."""
         return list(self._runs.values())
 
+    async def streams_closed(self) -> None:
+        """Until no subscription is open."""
+        await self._streams.closed()
+
     async def interrupt_all(self, grace_s: float) -> None:
         """Stop in-flight runs and wait (up to ``grace_s``) until their replies are stored
         ``interrupted`` and every open stream has sent its terminal event."""
