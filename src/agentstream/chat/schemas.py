@@ -6,12 +6,12 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from agentstream.approvals.schemas import MAX_DECISIONS, DecisionIn
 from agentstream.chat.events import Usage
 from agentstream.kit import jsonenc
-from agentstream.kit.schemas import Input, Output
+from agentstream.kit.schemas import Input, Output, declare_no_nul
 
 MAX_MESSAGE_CHARS = 10_000
 MAX_CONTEXT_DEPTH = 32
@@ -68,7 +68,19 @@ ChatContext = Annotated[dict[str, Any] | None, AfterValidator(check_context)]
 MAX_CLIENT_ID_CHARS = 200  # Conversation.client_id's column size
 
 
+def _one_of_message_or_decisions(schema: dict[str, Any]) -> None:
+    """Say in the document what the validator enforces: exactly one of the two."""
+    declare_no_nul(schema)
+    schema["oneOf"] = [{"required": ["message"]}, {"required": ["decisions"]}]
+
+
 class ChatRequest(Input):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra=_one_of_message_or_decisions,
+    )
+
     message: str | None = Field(default=None, min_length=1, max_length=MAX_MESSAGE_CHARS)
     # Instead of a message: the decisions on a paused turn's tool calls, which continue it.
     decisions: list[DecisionIn] | None = Field(default=None, min_length=1, max_length=MAX_DECISIONS)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 NO_NUL = "^[^\x00]*$"
 
 
-def _declare_no_nul(schema: dict[str, Any]) -> None:
+def declare_no_nul(schema: dict[str, Any]) -> None:
     """Give every string property (or string branch of an optional one) the NUL-free pattern,
     so the document says what ``Input`` enforces."""
     for prop in schema.get("properties", {}).values():
@@ -25,7 +25,7 @@ class Input(BaseModel):
     hold a NUL character (PostgreSQL cannot store one: it would be a 500, not a 422)."""
 
     model_config = ConfigDict(
-        extra="forbid", str_strip_whitespace=True, json_schema_extra=_declare_no_nul
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=declare_no_nul
     )
 
     @field_validator("*", mode="after")
