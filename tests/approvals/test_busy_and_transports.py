@@ -86,6 +86,13 @@ async def test_decisions_over_websocket_stream_the_continuation(
         assert paused[-1]["status"] == "awaiting_approval"
         approval = of_type(paused, "approval_required")[0]
         decisions = [{"approval_id": approval["approval_id"], "approved": True}]
+        conversation_id = paused[-1]["conversation_id"]
+        await ws.send_json(
+            {"type": "message", "content": "two", "conversation_id": conversation_id}
+        )
+        busy = await ws.receive_json()
+        assert busy["error_code"] == "conversation_busy"
+        assert busy["approval_ids"] == [approval["approval_id"]]
         await ws.send_json({"type": "message", "decisions": decisions})
         continued = await receive_until_terminal(ws)
         assert of_type(continued, "tool_result")[0]["tool_result_content"] == "deleted /a"
