@@ -7,8 +7,8 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,61 @@ async def held_turn(
         finally:
             script.release.set()
             await asyncio.wait_for(events, 10)
+
+
+@dataclass
+class Busy(Held):
+    """A held first turn of a scripted agent (``busy_conversation``): its script, and the means
+    to send its conversation more messages or open an advanced stream on it."""
+
+    script: Script
+    slug: str
+    app: FastAPI
+    live: httpx.AsyncClient
+    owner: Account
+
+    async def send(self, transport: str, text: str, multitask: str | None) -> Outcome:
+        """``text`` to this conversation over ``transport``, the whole answer read."""
+        return await send(
+            transport,
+            app=self.app,
+            live=self.live,
+            owner=self.owner,
+            slug=self.slug,
+            conversation_id=self.conversation_id,
+            text=text,
+            multitask=multitask,
+        )
+
+    def body(self, text: str, **options: str) -> dict[str, str]:
+        """A chat request body for this conversation."""
+        return {"message": text, "conversation_id": self.conversation_id} | options
+
+    def stream(self, text: str, **options: str) -> AbstractAsyncContextManager[Any]:
+        """An advanced SSE stream of ``text`` to this conversation (``aconnect_sse``)."""
+        path = f"/v1/agents/{self.slug}/chat/stream/advanced"
+        body = self.body(text, **options)
+        return aconnect_sse(self.live, "POST", path, json=body, headers=self.owner.headers)
+
+
+MakeAgent = Callable[..., Awaitable[str]]
+StartBusy = Callable[..., AbstractAsyncContextManager[Busy]]  # the ``busy`` fixture
+
+
+@asynccontextmanager
+async def busy_conversation(
+    app: FastAPI,
+    live: httpx.AsyncClient,
+    owner: Account,
+    scripted_agent: MakeAgent,
+    **agent_fields: object,
+) -> AsyncIterator[Busy]:
+    """A new scripted agent (``agent_fields`` as ``scripted_agent`` takes them) whose first turn
+    is held after its first token (``held_turn``)."""
+    script = Script(hold_after=1)
+    slug = await scripted_agent(script, **agent_fields)
+    async with held_turn(live, owner, slug, script) as held:
+        yield Busy(held.run_id, held.conversation_id, held.events, script, slug, app, live, owner)
 
 
 @dataclass

@@ -4,62 +4,33 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from agentstream.models import RunStatus
 from agentstream.state import AppState
 from tests.factories import Account
-from tests.live import serve_in_loop
 from tests.streaming.multitask import (
     TRANSPORTS,
-    held_turn,
+    StartBusy,
     run_status,
     runs_with,
     seen_by_model,
-    send,
 )
-from tests.streaming.scripted import Script
-
-MakeAgent = Callable[..., Any]
-
-
-@pytest.fixture
-async def live(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app on a real uvicorn in this loop (streams arrive as they are sent)."""
-    async with serve_in_loop(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
-        yield http
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_reject_is_409_naming_the_running_run_which_goes_on(
-    transport: str,
-    app: FastAPI,
-    live: httpx.AsyncClient,
-    owner: Account,
-    scripted_agent: MakeAgent,
-    state: AppState,
+    transport: str, live: httpx.AsyncClient, owner: Account, busy: StartBusy
 ) -> None:
-    script = Script(hold_after=1)
-    slug = await scripted_agent(script)
-    async with held_turn(live, owner, slug, script) as held:
-        common = {"app": app, "live": live, "owner": owner, "slug": slug}
-        outcome = await send(
-            transport,
-            **common,
-            conversation_id=held.conversation_id,
-            text="two",
-            multitask="reject",
-        )
+    async with busy() as held:
+        outcome = await held.send(transport, "two", multitask="reject")
         assert outcome.refusal == ("conversation_busy", held.run_id)
         assert outcome.status == (None if transport == "ws" else 409)
     first = held.events.result()
     assert (first[-1]["type"], first[-1]["status"]) == ("done", "complete")
-    assert len(script.calls) == 1  # the refused message never reached the model
+    assert len(held.script.calls) == 1  # the refused message never reached the model
     messages = await live.get(
         f"/v1/conversations/{held.conversation_id}/messages", headers=owner.headers
     )
@@ -68,26 +39,11 @@ async def test_reject_is_409_naming_the_running_run_which_goes_on(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_interrupt_cancels_the_running_run_then_answers(
-    transport: str,
-    app: FastAPI,
-    live: httpx.AsyncClient,
-    owner: Account,
-    scripted_agent: MakeAgent,
-    state: AppState,
+    transport: str, busy: StartBusy, state: AppState
 ) -> None:
-    script = Script(hold_after=1)
-    slug = await scripted_agent(script)
-    async with held_turn(live, owner, slug, script) as held:
-        common = {"app": app, "live": live, "owner": owner, "slug": slug}
-        second = asyncio.create_task(
-            send(
-                transport,
-                **common,
-                conversation_id=held.conversation_id,
-                text="two",
-                multitask="interrupt",
-            )
-        )
+    async with busy() as held:
+        script = held.script
+        second = asyncio.create_task(held.send(transport, "two", multitask="interrupt"))
         first = await asyncio.wait_for(held.events, 10)
         assert (first[-1]["type"], first[-1]["status"]) == ("done", "cancelled")
         assert len(script.calls) == 1  # the new turn waited for the cancelled run to be stored
@@ -107,26 +63,11 @@ async def test_interrupt_cancels_the_running_run_then_answers(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_enqueue_waits_for_the_running_run_then_answers(
-    transport: str,
-    app: FastAPI,
-    live: httpx.AsyncClient,
-    owner: Account,
-    scripted_agent: MakeAgent,
-    state: AppState,
+    transport: str, busy: StartBusy, state: AppState
 ) -> None:
-    script = Script(hold_after=1)
-    slug = await scripted_agent(script)
-    async with held_turn(live, owner, slug, script) as held:
-        common = {"app": app, "live": live, "owner": owner, "slug": slug}
-        second = asyncio.create_task(
-            send(
-                transport,
-                **common,
-                conversation_id=held.conversation_id,
-                text="two",
-                multitask="enqueue",
-            )
-        )
+    async with busy() as held:
+        script = held.script
+        second = asyncio.create_task(held.send(transport, "two", multitask="enqueue"))
         await runs_with(state, held.conversation_id, RunStatus.queued)
         assert len(script.calls) == 1  # queued: the model is not called yet
         script.release.set()
