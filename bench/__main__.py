@@ -18,13 +18,14 @@ from typing import Any
 import asyncpg
 import redis
 
-from bench import bigdata, checkpoints, memory, peers, runs, tracing
+from bench import bigdata, checkpoints, mcp, memory, peers, runs, tracing
 from bench import scenarios as sc
 from bench.procs import Server
 from bench.profile import fixed_cpu, profile_requests
 from bench.pydantic_floor import measure
 from bench.report import write_report
 from bench.report_bigdata import bigdata_lines
+from bench.report_mcp import mcp_table
 from bench.report_memory import memory_section
 from bench.report_peers import peers_goals, peers_table
 from bench.report_provider import provider_goals, provider_table
@@ -261,7 +262,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="minimal sizes, to try the harness")
     parser.add_argument(
         "--only",
-        choices=("all", "peers", "profile", "bigdata", "tracing", "memory"),
+        choices=("all", "peers", "profile", "bigdata", "tracing", "memory", "mcp"),
         default="all",
         help="run one part (its sections only; for trying a change)",
     )
@@ -296,6 +297,10 @@ def main() -> None:
             if args.only == "memory":
                 _run_memory(work, upstream.url + "/v1", results, args.tiny)
                 print(memory_section(results))
+            if args.only == "mcp":
+                _log("[mcp] a tool-calling turn through a local MCP server")
+                mcp.run(common, work, profile, results)
+                print(mcp_table(results))
         finally:
             upstream.stop()
         results["runtime_s"] = time.monotonic() - started
@@ -360,6 +365,8 @@ def main() -> None:
             finally:
                 _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         _run_memory(work, upstream.url + "/v1", results, args.tiny)
+        _log("[mcp] a tool-calling turn through a local MCP server")
+        mcp.run(common, work, profile, results)
     finally:
         upstream.stop()
 

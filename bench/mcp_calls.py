@@ -1,6 +1,6 @@
 """The cost of an MCP tool call: agentstream's per-run path against pydantic-ai's own.
 
-A local MCP server (the ``mcp`` SDK's ``MCPServer``, Streamable HTTP, ``echo`` tool) runs in a
+A local MCP server (``bench/mcp_server.py``: Streamable HTTP, ``echo`` tool) runs in a
 process of its own, so the CPU measured here is the client's alone. Three ways to call it:
 
 - ``bare, open session``: pydantic-ai's ``MCPToolset`` entered once, each call through a
@@ -22,26 +22,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-
-_SERVER = """
-import asyncio, logging, socket, sys
-import uvicorn
-from mcp.server.mcpserver import MCPServer
-
-logging.disable(logging.WARNING)
-server = MCPServer("bench")
-
-@server.tool()
-async def echo(text: str) -> str:
-    return text
-
-sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-sock.bind(("127.0.0.1", 0))
-sock.listen(128)  # connections queue until uvicorn serves them
-print(f"http://127.0.0.1:{sock.getsockname()[1]}/mcp", flush=True)
-config = uvicorn.Config(server.streamable_http_app(), log_config=None, log_level="warning")
-asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
-"""
 
 
 async def _measure(label: str, call: Callable[[], Awaitable[None]], count: int) -> None:
@@ -99,7 +79,9 @@ async def _main(url: str, count: int) -> None:
 
 def main(count: int = 200) -> None:
     logging.disable(logging.WARNING)
-    server = subprocess.Popen([sys.executable, "-c", _SERVER], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.mcp_server"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert server.stdout is not None
         url = server.stdout.readline().strip()

@@ -10,6 +10,10 @@ with no auth and no database.
 Both take ``?max_tokens=N`` to cap the reply, as agentstream's agent setting does.
 ``--model openai:<name>`` serves pydantic-ai's stock ``OpenAIChatModel`` against
 ``OPENAI_BASE_URL`` instead (the provider path, issue 19), as a user would build it.
+``--mcp URL`` gives the agent that MCP server's tools (pydantic-ai's ``MCPToolset``, the MCP
+scenario of ``bench/mcp.py``): connected by each run, as ``Agent.iter`` does with a toolset
+nobody entered, or with ``--mcp-session open`` entered once for the app's lifetime (one
+session shared by every run, what pydantic-ai's docs suggest for a long-lived agent).
 
 Run: ``python -m bench.peer --port 8300 --delay-ms 0 [--model openai:story]``.
 """
@@ -20,9 +24,11 @@ import argparse
 import json
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import uvicorn
 from pydantic_ai import Agent
+from pydantic_ai.mcp import MCPToolset
 from pydantic_ai.messages import PartDeltaEvent, PartStartEvent, TextPart, TextPartDelta
 from pydantic_ai.models import Model
 from pydantic_ai.models.openai import OpenAIChatModel
@@ -66,9 +72,23 @@ def _model(name: str | None, delay_ms: float) -> Model:
     return OpenAIChatModel(model_name, provider=client)
 
 
-def build_app(delay_ms: float, model_name: str | None = None) -> Starlette:
+def build_app(
+    delay_ms: float,
+    model_name: str | None = None,
+    mcp_url: str | None = None,
+    mcp_session: str = "run",
+) -> Starlette:
     model = _model(model_name, delay_ms)
-    agent: Agent[None, str | None] = Agent(model, output_type=[str, type(None)])
+    toolsets = [MCPToolset[None](mcp_url)] if mcp_url else None
+    agent: Agent[None, str | None] = Agent(model, output_type=[str, type(None)], toolsets=toolsets)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if mcp_session == "open":
+            async with agent:  # its toolsets stay connected until shutdown
+                yield
+        else:
+            yield
 
     async def events(prompt: str, settings: ModelSettings | None) -> AsyncIterator[bytes]:
         async with agent.iter(prompt, model_settings=settings) as run:
@@ -117,7 +137,8 @@ def build_app(delay_ms: float, model_name: str | None = None) -> Starlette:
         routes=[
             Route("/stream", stream, methods=["POST"]),
             Route("/vercel", vercel, methods=["POST"]),
-        ]
+        ],
+        lifespan=lifespan,
     )
 
 
@@ -126,8 +147,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--delay-ms", type=float, default=0.0)
     parser.add_argument("--model", default=None, help="openai:<name> (default: the demo model)")
+    parser.add_argument("--mcp", default=None, help="an MCP server's URL (its tools)")
+    parser.add_argument("--mcp-session", choices=("run", "open"), default="run")
     args = parser.parse_args()
-    app = build_app(args.delay_ms, args.model)
+    app = build_app(args.delay_ms, args.model, args.mcp, args.mcp_session)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from bench.checkpoints import section as checkpoints_section
 from bench.report_bigdata import bigdata_lines, bigdata_section, bigdata_table
+from bench.report_mcp import mcp_section, mcp_table
 from bench.report_memory import memory_section
 from bench.report_peers import peers_goals, peers_section, peers_table
 from bench.report_provider import provider_goals, provider_section, provider_table
@@ -228,7 +229,7 @@ Run `make bench` for the quick profile, `make bench-full` for the full one
 
 {table}
 
-{runs_section(runs)}{bigdata_section(results)}{tracing}
+{runs_section(runs)}{bigdata_section(results)}{tracing}{mcp_section(results)}
 {memory_section(results)}
 {checkpoints_section(results)}
 ## Goals
@@ -266,6 +267,7 @@ The call tree of this run is in [benchmarks-profile.txt](benchmarks-profile.txt)
         + (runs + "\n\n" if runs else "")
         + (bigdata_table(results) + "\n\n" if bigdata_table(results) else "")
         + (tracing.strip() + "\n\n" if tracing else "")
+        + (mcp_table(results) + "\n\n" if mcp_table(results) else "")
         + "\n".join(goals)
         + f"\n\nmake bench took {runtime}"
     )

@@ -4,7 +4,10 @@ the bottleneck (raw asyncio on uvloop, every chunk encoded once at start), in it
 The model name picks the reply: ``story`` is the demo model's whole story (492 tokens, so the
 provider path streams the same reply as the demo path), ``story-50ms`` the same paced 50 ms per
 token on a fixed schedule (as a model generates, whether or not the client keeps up); any other
-name streams 2,000 tokens 10 ms apart (the cancel and resume scenarios). A request's
+name streams 2,000 tokens 10 ms apart (the cancel and resume scenarios). ``tool-call`` (the
+MCP scenario, ``bench/mcp.py``) calls the first tool the request offers with
+``{"text": "hello"}``, then, once the request carries the tool's result, answers in a few
+words: one tool call per turn, whatever the tool is named. A request's
 ``max_tokens`` / ``max_completion_tokens`` caps the reply, as a real server does. Every chunk is
 its own write, shaped like OpenAI's and vLLM's (``id``, ``created``, ``model``,
 ``system_fingerprint``, ``logprobs: null``), then a finish chunk, the usage chunk when asked for
@@ -78,6 +81,47 @@ def _script(model: str) -> Script:
     frames = [chunk({"role": "assistant", "content": ""})]
     frames += [chunk({"content": token}) for token in tokens]
     return Script(tuple(frames), delay_s, chunk({}, "stop"))
+
+
+TOOL_MODEL = "tool-call"
+_TOOL_REPLY = ("The", " tool", " said", " hello", ".")
+
+
+def _tool_turn(request: dict[str, object]) -> Script:
+    """``tool-call``'s reply to ``request``: a call of its first tool, or (after the tool's
+    result, or when no tool is offered) a short text."""
+    base = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 1767225600,
+        "model": TOOL_MODEL,
+        "system_fingerprint": "fp_bench",
+    }
+
+    def chunk(delta: dict[str, object], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return _sse(base | {"choices": [choice]})
+
+    messages = request.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else {}
+    tools = request.get("tools")
+    if isinstance(tools, list) and tools and isinstance(last, dict) and last.get("role") != "tool":
+        name = tools[0]["function"]["name"]
+        call = {"index": 0, "id": "call_bench", "type": "function"}
+        frames = (
+            chunk(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [call | {"function": {"name": name, "arguments": ""}}],
+                }
+            ),
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"text":"hello"}'}}]}),
+        )
+        return Script(frames, 0.0, chunk({}, "tool_calls"))
+    frames = (chunk({"role": "assistant", "content": ""}),)
+    frames += tuple(chunk({"content": token}) for token in _TOOL_REPLY)
+    return Script(frames, 0.0, chunk({}, "stop"))
 
 
 _SCRIPTS: dict[str, Script] = {}
@@ -175,7 +219,7 @@ class _Connection(asyncio.Protocol):
     async def _stream(self, request: dict[str, object]) -> None:
         assert self.transport is not None
         model = str(request.get("model", ""))
-        script = _script_for(model)
+        script = _tool_turn(request) if model == TOOL_MODEL else _script_for(model)
         cap = request.get("max_completion_tokens") or request.get("max_tokens")
         frames = script.frames[: 1 + cap] if isinstance(cap, int) else script.frames
         write = self.transport.write
