@@ -4,12 +4,10 @@ conversation whichever worker takes each message, and interrupt / enqueue across
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +16,7 @@ import pytest
 from httpx_sse import aconnect_sse
 
 from tests.e2e.server import ServerProcess
+from tests.e2e.workers import pinned_clients, two_workers
 from tests.factories import Account, create_agent, register
 from tests.fakes.openai_server import FakeOpenAI, Reply
 
@@ -32,39 +31,10 @@ CONCURRENT_PAIRS = 10
 
 @pytest.fixture(scope="module")
 def workers(database_url: str, redis_url: str, upstream: FakeOpenAI) -> Iterator[ServerProcess]:
-    process = ServerProcess(
-        {
-            "AGENTSTREAM_DATABASE_URL": database_url,
-            "AGENTSTREAM_REDIS_URL": redis_url,
-            "AGENTSTREAM_REDIS_TIMEOUT_S": "2",  # a busy test machine is slow, not down
-            "AGENTSTREAM_WORKERS": "2",
-            "AGENTSTREAM_MEMORY_EXTRACTION": "false",
-            "OPENAI_BASE_URL": upstream.base_url,
-            "OPENAI_API_KEY": "test-key",
-        }
-    )
-    process.start()
-    yield process
-    process.stop()
-
-
-@contextlib.asynccontextmanager
-async def on_both_workers(url: str) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    """Two clients of one fresh connection each, answered by different workers (the second
-    worker may still be starting: keep opening connections, bounded). Use them at once: a
-    connection left idle is closed by the server, and reopened to either worker."""
-    async with contextlib.AsyncExitStack() as stack:
-        by_pid: dict[int, httpx.AsyncClient] = {}
-        deadline = time.monotonic() + 60
-        while len(by_pid) < 2:
-            assert time.monotonic() < deadline, "every connection was answered by one worker"
-            client = httpx.AsyncClient(
-                base_url=url, timeout=60, limits=httpx.Limits(max_connections=1)
-            )
-            stack.push_async_callback(client.aclose)
-            by_pid.setdefault((await client.get("/health")).json()["pid"], client)
-        one, other = by_pid.values()
-        yield one, other
+    with two_workers(
+        database_url, redis_url, upstream, AGENTSTREAM_MEMORY_EXTRACTION="false"
+    ) as process:
+        yield process
 
 
 async def chat_rest(client: httpx.AsyncClient, owner: Account, body: dict[str, Any]) -> Any:
@@ -89,7 +59,7 @@ async def one_pair(url: str, owner: Account) -> tuple[str, list[Any]]:
     assert status == 200, first
     conversation = first["conversation_id"]
     body = {"message": "at once", "conversation_id": conversation}
-    async with on_both_workers(url) as (one, other):
+    async with pinned_clients(url, request_timeout_s=60) as (one, other):
         answers = await asyncio.gather(chat_rest(one, owner, body), chat_sse(other, owner, body))
     return conversation, [first["message_id"], *answers]
 
@@ -153,7 +123,7 @@ async def long_agent(client: httpx.AsyncClient, upstream: FakeOpenAI) -> tuple[A
 async def test_enqueue_waits_for_a_run_on_the_other_worker(
     workers: ServerProcess, upstream: FakeOpenAI
 ) -> None:
-    async with on_both_workers(workers.url) as (one, other):
+    async with pinned_clients(workers.url, request_timeout_s=60) as (one, other):
         owner, model = await long_agent(one, upstream)
         path = "/v1/agents/busy/chat/stream"
         async with aconnect_sse(
@@ -180,7 +150,7 @@ async def test_enqueue_waits_for_a_run_on_the_other_worker(
 async def test_interrupt_cancels_a_run_on_the_other_worker(
     workers: ServerProcess, upstream: FakeOpenAI
 ) -> None:
-    async with on_both_workers(workers.url) as (one, other):
+    async with pinned_clients(workers.url, request_timeout_s=60) as (one, other):
         owner, model = await long_agent(one, upstream)
         async with aconnect_sse(
             one,

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
 from tests.e2e.server import ServerProcess
+from tests.e2e.workers import pinned_clients, two_workers
 from tests.factories import Account, create_agent, register
 from tests.fakes.openai_server import FakeOpenAI, Reply
 
@@ -31,44 +30,14 @@ LEASE_S = 3
 
 @pytest.fixture(scope="module")
 def workers(database_url: str, redis_url: str, upstream: FakeOpenAI) -> Iterator[ServerProcess]:
-    process = ServerProcess(
-        {
-            "AGENTSTREAM_DATABASE_URL": database_url,
-            "AGENTSTREAM_REDIS_URL": redis_url,
-            "AGENTSTREAM_REDIS_TIMEOUT_S": "2",  # a busy test machine is slow, not down
-            "AGENTSTREAM_WORKERS": "2",
-            "AGENTSTREAM_RUN_LEASE_S": str(LEASE_S),
-            "AGENTSTREAM_MAX_ACTIVE_RUNS_PER_USER": "5",
-            "OPENAI_BASE_URL": upstream.base_url,
-            "OPENAI_API_KEY": "test-key",
-        }
-    )
-    process.start()
-    yield process
-    process.stop()
-
-
-@contextlib.asynccontextmanager
-async def pinned_clients(url: str) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    """Two clients, each on one kept-alive connection, answered by different workers (the
-    second worker may still be starting: keep opening connections, bounded)."""
-    async with contextlib.AsyncExitStack() as stack:
-        by_pid: dict[int, httpx.AsyncClient] = {}
-        deadline = time.monotonic() + 60
-        while len(by_pid) < 2:
-            assert time.monotonic() < deadline, "every connection was answered by one worker"
-            client = httpx.AsyncClient(
-                base_url=url, timeout=30, limits=httpx.Limits(max_connections=1)
-            )
-            pid = (await client.get("/health")).json()["pid"]
-            if pid in by_pid:
-                await client.aclose()
-                await asyncio.sleep(0.05)  # polling worker start-up, not test synchronisation
-                continue
-            stack.push_async_callback(client.aclose)
-            by_pid[pid] = client
-        first, second = by_pid.values()
-        yield first, second
+    with two_workers(
+        database_url,
+        redis_url,
+        upstream,
+        AGENTSTREAM_RUN_LEASE_S=str(LEASE_S),
+        AGENTSTREAM_MAX_ACTIVE_RUNS_PER_USER="5",
+    ) as process:
+        yield process
 
 
 async def test_a_run_is_read_resumed_and_cancelled_through_the_other_worker(
