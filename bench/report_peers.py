@@ -66,28 +66,42 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def peers_table(results: dict[str, Any]) -> str:
-    """Every side on every peer scenario (empty when the comparison did not run)."""
-    get = _getter(results)
+Fmt = Callable[[float | None], str]
+Line = tuple[str, str, Fmt]
+"""One row of a scenario: its label, the result's field, how the value reads."""
+
+
+def _kib(v: float | None) -> str:
+    return f"{v:,.0f} KiB" if _num(v) else "—"
+
+
+def sides_table(
+    results: dict[str, Any],
+    prefix: str,
+    sides: Sequence[tuple[str, str]],
+    throughput: Sequence[Line],
+    held: Sequence[Line] = (),
+) -> str:
+    """Every side on every scenario of the comparison ``prefix`` (empty when it did not run),
+    with agentstream's SQLite and PostgreSQL sides as ratios of the peer's: ``throughput`` and
+    ``held`` name rows beyond the burst and held ones both comparisons have."""
+    get = _getter(results, prefix)
     if get("throughput:10:peer") is None:
         return ""
     rows: list[tuple[str, ...]] = []
 
-    def row(name: str, key: str, field: str, fmt: Callable[[float | None], str]) -> None:
-        values = [_field(get(f"{key}:{side}"), field) for side, _ in SIDES]
-        peer = values[1]
+    def row(name: str, key: str, field: str, fmt: Fmt) -> None:
+        values = {side: _field(get(f"{key}:{side}"), field) for side, _ in sides}
+        peer = values["peer"]
         ratios = [
             f"{v / peer:.2f}×" if _num(v) and _num(peer) and peer else "—"
-            for v in (values[3], values[4])
+            for v in (values["sqlite"], values["postgres"])
         ]
-        rows.append((name, *(fmt(v) for v in values), *ratios))
+        rows.append((name, *(fmt(v) for v in values.values()), *ratios))
 
     for clients in CLIENTS:
-        key = f"throughput:{clients}"
-        row(f"SSE x{clients}: streams/s", key, "streams_per_s", _rate)
-        row(f"SSE x{clients}: first event p50", key, "first_p50_s", _ms)
-        row(f"SSE x{clients}: first event p99", key, "first_p99_s", _ms)
-        row(f"SSE x{clients}: server CPU per stream", key, "cpu_per_stream_s", _ms)
+        for label, field, fmt in throughput:
+            row(f"SSE x{clients}: {label}", f"throughput:{clients}", field, fmt)
     profile = results.get("profile", {})
     burst = profile.get("peer_burst", 200)
     row(f"burst of {burst}: first event p99", f"burst:{burst}", "first_p99_s", _ms)
@@ -101,13 +115,27 @@ def peers_table(results: dict[str, Any]) -> str:
         row(f"held x{streams}: first event p99", key, "first_p99_s", _ms)
         for q, field in GAPS:
             row(f"held x{streams}: inter-token gap {q}", key, field, _ms)
+        for label, field, fmt in held:
+            row(f"held x{streams}: {label}", key, field, fmt)
     row("server CPU per token (slope 100 → 492 tokens)", "cpu", "per_token_s", _us)
     row("server CPU per stream, fixed part (intercept)", "cpu", "fixed_s", _ms)
-    header = ("scenario", *(label for _, label in SIDES), "SQLite/peer", "PG/peer")
+    header = ("scenario", *(label for _, label in sides), "SQLite/peer", "PG/peer")
     return _table(header, rows)
 
 
-def _throughput_goals(get: Getter) -> list[tuple[str, ...]]:
+def peers_table(results: dict[str, Any]) -> str:
+    """Every side on every peer scenario (empty when the comparison did not run)."""
+    throughput: list[Line] = [
+        ("streams/s", "streams_per_s", _rate),
+        ("first event p50", "first_p50_s", _ms),
+        ("first event p99", "first_p99_s", _ms),
+        ("server CPU per stream", "cpu_per_stream_s", _ms),
+    ]
+    return sides_table(results, "peers", SIDES, throughput)
+
+
+def throughput_goals(get: Getter, goal: float, goal_text: str) -> list[tuple[str, ...]]:
+    """Goal 1 of a comparison: agentstream's streams/s at least ``goal`` × the peer's."""
     rows: list[tuple[str, ...]] = []
     for clients in CLIENTS:
         peer = _field(get(f"throughput:{clients}:peer"), "streams_per_s")
@@ -118,8 +146,8 @@ def _throughput_goals(get: Getter) -> list[tuple[str, ...]]:
                     (
                         f"1. streams/s, {label}, {clients} client(s)",
                         f"{ours / peer:.2f}× ({ours:.1f} vs {peer:.1f})",
-                        "≥ 0.90× the peer",
-                        _met(ours >= THROUGHPUT_GOAL * peer),
+                        goal_text,
+                        _met(ours >= goal * peer),
                     )
                 )
     return rows
@@ -261,7 +289,7 @@ def peers_goals(results: dict[str, Any]) -> str:
     get = _getter(results)
     profile = results.get("profile", {})
     rows = (
-        _throughput_goals(get)
+        throughput_goals(get, THROUGHPUT_GOAL, "≥ 0.90× the peer")
         + _latency_goals(get, profile.get("peer_burst", 200))
         + _fixed_goal(results)
         + _held_goals(get, tuple(profile.get("peer_held", ())))

@@ -6,18 +6,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bench.peers import CLIENTS, PROVIDER_HELD_TOKENS, STORY_TOKENS
+from bench.peers import PROVIDER_HELD_TOKENS, STORY_TOKENS
 from bench.report_peers import (
     CONFIGS,
-    GAPS,
+    Line,
     _field,
     _getter,
+    _kib,
     _met,
     _ms,
     _num,
     _rate,
     _table,
     _us,
+    sides_table,
+    throughput_goals,
 )
 
 SIDES = (("peer", "pydantic-ai peer"), ("sqlite", "agentstream SQLite"), ("postgres", "PG+Redis"))
@@ -30,66 +33,15 @@ FIRST_EVENT_RATIO = 0.5  # held first event p99 ≤ 0.5× the peer's
 HELD_GOAL_STREAMS = 200
 
 
-def _kib(v: float | None) -> str:
-    return f"{v:,.0f} KiB" if _num(v) else "—"
-
-
 def provider_table(results: dict[str, Any]) -> str:
     """Every side on every provider-path scenario (empty when it did not run)."""
-    get = _getter(results, "provider")
-    if get("throughput:10:peer") is None:
-        return ""
-    rows: list[tuple[str, ...]] = []
-
-    def row(name: str, key: str, field: str, fmt: Callable[[float | None], str]) -> None:
-        values = [_field(get(f"{key}:{side}"), field) for side, _ in SIDES]
-        peer = values[0]
-        ratios = [
-            f"{v / peer:.2f}×" if _num(v) and _num(peer) and peer else "—" for v in values[1:]
-        ]
-        rows.append((name, *(fmt(v) for v in values), *ratios))
-
-    for clients in CLIENTS:
-        key = f"throughput:{clients}"
-        row(f"SSE x{clients}: streams/s", key, "streams_per_s", _rate)
-        row(f"SSE x{clients}: first event p99", key, "first_p99_s", _ms)
-        row(f"SSE x{clients}: server CPU per stream", key, "cpu_per_stream_s", _ms)
-    profile = results.get("profile", {})
-    burst = profile.get("peer_burst", 200)
-    row(f"burst of {burst}: first event p99", f"burst:{burst}", "first_p99_s", _ms)
-    row(f"burst of {burst}: stream time p50", f"burst:{burst}", "done_p50_s", _ms)
-    for q, field in GAPS:
-        row(f"burst of {burst}: inter-token gap {q}", f"burst:{burst}", field, _ms)
-    for streams in profile.get("peer_held", ()):
-        key = f"held:{streams}"
-        row(f"held x{streams}: completed", key, "ok", _rate)
-        row(f"held x{streams}: stream time p50", key, "done_p50_s", _ms)
-        row(f"held x{streams}: first event p99", key, "first_p99_s", _ms)
-        for q, field in GAPS:
-            row(f"held x{streams}: inter-token gap {q}", key, field, _ms)
-        row(f"held x{streams}: memory per held stream", key, "rss_per_stream_kib", _kib)
-    row("server CPU per token (slope 100 → 492 tokens)", "cpu", "per_token_s", _us)
-    row("server CPU per stream, fixed part (intercept)", "cpu", "fixed_s", _ms)
-    header = ("scenario", *(label for _, label in SIDES), "SQLite/peer", "PG/peer")
-    return _table(header, rows)
-
-
-def _throughput_goals(get: Callable[[str], dict[str, Any] | None]) -> list[tuple[str, ...]]:
-    rows = []
-    for clients in CLIENTS:
-        peer = _field(get(f"throughput:{clients}:peer"), "streams_per_s")
-        for config, label in CONFIGS:
-            ours = _field(get(f"throughput:{clients}:{config}"), "streams_per_s")
-            if _num(ours) and _num(peer) and peer:
-                rows.append(
-                    (
-                        f"1. streams/s, {label}, {clients} client(s)",
-                        f"{ours / peer:.2f}× ({ours:.1f} vs {peer:.1f})",
-                        f"≥ {THROUGHPUT_GOAL}× the peer",
-                        _met(ours >= THROUGHPUT_GOAL * peer),
-                    )
-                )
-    return rows
+    throughput: list[Line] = [
+        ("streams/s", "streams_per_s", _rate),
+        ("first event p99", "first_p99_s", _ms),
+        ("server CPU per stream", "cpu_per_stream_s", _ms),
+    ]
+    held = [("memory per held stream", "rss_per_stream_kib", _kib)]
+    return sides_table(results, "provider", SIDES, throughput, held)
 
 
 def _per_token_goals(get: Callable[[str], dict[str, Any] | None]) -> list[tuple[str, ...]]:
@@ -163,7 +115,7 @@ def provider_goals(results: dict[str, Any]) -> str:
     get = _getter(results, "provider")
     profile = results.get("profile", {})
     rows = (
-        _throughput_goals(get)
+        throughput_goals(get, THROUGHPUT_GOAL, f"≥ {THROUGHPUT_GOAL}× the peer")
         + _per_token_goals(get)
         + _held_goals(get, float(profile.get("peer_held_delay_ms", 50.0)))
         + _memory_rows(get, tuple(profile.get("peer_held", ())))
