@@ -10,7 +10,7 @@ process, and the servers with Redis would take its runs for a dead worker's.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -54,25 +54,36 @@ def _server(config: Config, env: dict[str, str], redis_url: str) -> Server:
 
 
 @contextmanager
-def _servers(
-    local_env: dict[str, str], shared_env: dict[str, str], redis_url: str
-) -> Iterator[dict[str, Server]]:
-    servers: dict[str, Server] = {}
+def started(servers: Iterable[tuple[str, Server]]) -> Iterator[dict[str, Server]]:
+    """Start each server as ``servers`` yields it (until ``/health`` answers) and stop every
+    one started, whatever happens."""
+    running: dict[str, Server] = {}
     try:
-        for config in CONFIGS:
-            env = shared_env if config.redis else local_env
-            server = servers[config.name] = _server(config, env, redis_url)
+        for name, server in servers:
+            running[name] = server
             server.start("/health")
-            # Each connection lands on whichever worker accepts it; one still importing
-            # accepts none, so wait until every worker has answered.
-            server.wait_for_workers(config.workers)
-        yield servers
+        yield running
     finally:
-        for server in servers.values():
+        for server in running.values():
             server.stop()
 
 
-def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+@contextmanager
+def _servers(
+    local_env: dict[str, str], shared_env: dict[str, str], redis_url: str
+) -> Iterator[dict[str, Server]]:
+    configs = (
+        (c.name, _server(c, shared_env if c.redis else local_env, redis_url)) for c in CONFIGS
+    )
+    with started(configs) as servers:
+        for config in CONFIGS:
+            # Each connection lands on whichever worker accepts it; one still importing
+            # accepts none, so wait until every worker has answered.
+            servers[config.name].wait_for_workers(config.workers)
+        yield servers
+
+
+def merged(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """The rounds of one configuration as one measurement (totals over total time)."""
     elapsed = sum(r["elapsed_s"] for r in rounds)
     ok = sum(r["ok"] for r in rounds)
@@ -80,18 +91,41 @@ def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "rounds": len(rounds),
         "ok": ok,
         "failed": sum(r["failed"] for r in rounds),
-        "errors": sorted({e for r in rounds for e in r["errors"]}),
         "elapsed_s": elapsed,
-        "events_per_s": sum(r["events"] for r in rounds) / elapsed,
         "streams_per_s": ok / elapsed,
+        "per_round_streams_per_s": [r["streams_per_s"] for r in rounds],
+    }
+
+
+def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    elapsed = sum(r["elapsed_s"] for r in rounds)
+    return merged(rounds) | {
+        "errors": sorted({e for r in rounds for e in r["errors"]}),
+        "events_per_s": sum(r["events"] for r in rounds) / elapsed,
         "server_cpu_share": sum(r["server_cpu_s"] for r in rounds) / elapsed,
         "loadgen_cpu_share": sum(r["loadgen_cpu_s"] for r in rounds) / elapsed,
-        "per_round_streams_per_s": [r["streams_per_s"] for r in rounds],
     }
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def alternating_rounds(
+    targets: dict[str, sc.Target], profile: sc.Profile, clients: int, tag: str
+) -> dict[str, list[dict[str, Any]]]:
+    """A short warm-up on each target, then ``profile.runs_rounds`` rounds of SSE x``clients``
+    on each in turn; the rounds of each target."""
+    warm = sc.Profile(throughput_s=2.0)
+    for name, target in targets.items():
+        _log(f"[{tag}] warm-up {name}")
+        sc.throughput(target, warm, "sse", clients)
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+    for index in range(profile.runs_rounds):
+        for name, target in targets.items():
+            _log(f"[{tag}] round {index + 1}: SSE x{clients} on {name}")
+            rounds[name].append(sc.throughput(target, profile, "sse", clients))
+    return rounds
 
 
 def run(
@@ -112,15 +146,7 @@ def run(
             )
             for c in CONFIGS
         }
-        warm = sc.Profile(throughput_s=2.0)
-        for name, target in targets.items():
-            _log(f"[runs] warm-up {name}")
-            sc.throughput(target, warm, "sse", clients)
-        rounds: dict[str, list[dict[str, Any]]] = {c.name: [] for c in CONFIGS}
-        for index in range(profile.runs_rounds):
-            for name, target in targets.items():
-                _log(f"[runs] round {index + 1}: SSE x{clients} on {name}")
-                rounds[name].append(sc.throughput(target, profile, "sse", clients))
+        rounds = alternating_rounds(targets, profile, clients, "runs")
         for name, measured in rounds.items():
             results[f"runs:throughput:{name}"] = _merge(measured)
         for name, via in RESUMES:

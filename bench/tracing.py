@@ -7,11 +7,9 @@ the row also says that the traces really left the server.
 
 from __future__ import annotations
 
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from bench import scenarios as sc
 from bench.procs import Server
+from bench.runs import alternating_rounds, merged, started
 
 CONFIGS = ("off", "otlp")
 
@@ -61,41 +60,24 @@ class _Sink:
         self._server.server_close()
 
 
-@contextmanager
-def _servers(env: dict[str, str], work: Path, sink: _Sink) -> Iterator[dict[str, Server]]:
-    servers: dict[str, Server] = {}
-    try:
-        for name in CONFIGS:
-            data = work / f"tracing-{name}-{uuid.uuid4().hex[:6]}"
-            own = {
-                **env,
-                "AGENTSTREAM_DATA_DIR": str(data),
-                "AGENTSTREAM_DATABASE_URL": f"sqlite+aiosqlite:///{data / 'bench.db'}",
-            }
-            if name == "otlp":
-                own["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.endpoint
-            server = servers[name] = sc.agentstream_server(f"agentstream-tracing-{name}", 0, own)
-            # The "off" side must not pick up an exporter from the caller's environment.
-            server.env["OTEL_SDK_DISABLED"] = "true" if name == "off" else "false"
-            server.start("/health")
-        yield servers
-    finally:
-        for server in servers.values():
-            server.stop()
+def _servers(env: dict[str, str], work: Path, sink: _Sink) -> Iterator[tuple[str, Server]]:
+    for name in CONFIGS:
+        data = work / f"tracing-{name}-{uuid.uuid4().hex[:6]}"
+        own = {
+            **env,
+            "AGENTSTREAM_DATA_DIR": str(data),
+            "AGENTSTREAM_DATABASE_URL": f"sqlite+aiosqlite:///{data / 'bench.db'}",
+        }
+        if name == "otlp":
+            own["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.endpoint
+        server = sc.agentstream_server(f"agentstream-tracing-{name}", 0, own)
+        # The "off" side must not pick up an exporter from the caller's environment.
+        server.env["OTEL_SDK_DISABLED"] = "true" if name == "off" else "false"
+        yield name, server
 
 
 def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    elapsed = sum(r["elapsed_s"] for r in rounds)
-    ok = sum(r["ok"] for r in rounds)
-    return {
-        "rounds": len(rounds),
-        "ok": ok,
-        "failed": sum(r["failed"] for r in rounds),
-        "elapsed_s": elapsed,
-        "streams_per_s": ok / elapsed,
-        "server_cpu_s": sum(r["server_cpu_s"] for r in rounds),
-        "per_round_streams_per_s": [r["streams_per_s"] for r in rounds],
-    }
+    return merged(rounds) | {"server_cpu_s": sum(r["server_cpu_s"] for r in rounds)}
 
 
 def run(env: dict[str, str], work: Path, profile: sc.Profile, results: dict[str, Any]) -> None:
@@ -103,20 +85,12 @@ def run(env: dict[str, str], work: Path, profile: sc.Profile, results: dict[str,
     clients = profile.runs_clients
     sink = _Sink()
     try:
-        with _servers(env, work, sink) as servers:
+        with started(_servers(env, work, sink)) as servers:
             targets = {
                 name: sc.agentstream_target(server, sc.prepare_agentstream(server, 10))
                 for name, server in servers.items()
             }
-            warm = sc.Profile(throughput_s=2.0)
-            for name, target in targets.items():
-                print(f"[tracing] warm-up {name}", file=sys.stderr, flush=True)
-                sc.throughput(target, warm, "sse", clients)
-            rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in CONFIGS}
-            for index in range(profile.runs_rounds):
-                for name, target in targets.items():
-                    print(f"[tracing] round {index + 1}: SSE x{clients}, {name}", file=sys.stderr)
-                    rounds[name].append(sc.throughput(target, profile, "sse", clients))
+            rounds = alternating_rounds(targets, profile, clients, "tracing")
         # The servers have stopped: their batch processors flushed what was left.
         for name, measured in rounds.items():
             results[f"tracing:{name}"] = _merge(measured)
