@@ -103,6 +103,18 @@ the flooding process competes with the server for the CPU). In the "big/empty" c
 """
 
 
+def _verdict(subject: str, measured: str, ok: bool) -> str:
+    """One goal's line: what was measured, and whether the goal was met."""
+    return f"- {subject}: {measured}: {'met' if ok else 'NOT met'}."
+
+
+def _p99s(before: list[float], after: list[float]) -> tuple[float, float, float] | None:
+    """The p99 of ``before``, of ``after``, and after / before (``None`` where one is missing)."""
+    a, b = pct(before, 99), pct(after, 99)
+    ratio = _ratio(b, a)
+    return None if ratio is None or a is None or b is None else (a, b, ratio)
+
+
 def bigdata_lines(results: dict[str, Any]) -> list[str]:
     """One line per goal, with the numbers it was judged on."""
     lines: list[str] = []
@@ -110,36 +122,35 @@ def bigdata_lines(results: dict[str, Any]) -> list[str]:
         empty = _get(results, f"bigdata:empty:{config}")
         big = _get(results, f"bigdata:big:{config}")
         if empty and big:
-            a = pct(empty["chat"]["first_event_s"], 99)
-            b = pct(big["chat"]["first_event_s"], 99)
-            ratio = _ratio(b, a)
-            if ratio is not None and a is not None and b is not None:
-                lines.append(
-                    f"- Big data, {name}: chat first event p99 {b * 1000:.0f} ms vs "
-                    f"{a * 1000:.0f} ms on an empty database ({ratio:.2f}×, goal ≤ "
-                    f"{FIRST_EVENT_GOAL}×): {'met' if ratio <= FIRST_EVENT_GOAL else 'NOT met'}."
+            subject, chat = f"Big data, {name}", big["chat"]
+            first = _p99s(empty["chat"]["first_event_s"], chat["first_event_s"])
+            if first is not None:
+                a, b, ratio = first
+                measured = (
+                    f"chat first event p99 {b * 1000:.0f} ms vs {a * 1000:.0f} ms on an empty "
+                    f"database ({ratio:.2f}×, goal ≤ {FIRST_EVENT_GOAL}×)"
                 )
-            lag = pct(big["chat"]["probe_s"], 99)
+                lines.append(_verdict(subject, measured, ratio <= FIRST_EVENT_GOAL))
+            lag = pct(chat["probe_s"], 99)
             if lag is not None:
-                lines.append(
-                    f"- Big data, {name}: event-loop lag p99 {lag * 1000:.1f} ms during "
-                    f"{len(big['chat']['probe_s'])} probes (goal ≤ 20 ms): "
-                    f"{'met' if lag <= LAG_GOAL_S else 'NOT met'}."
+                measured = (
+                    f"event-loop lag p99 {lag * 1000:.1f} ms during {len(chat['probe_s'])} "
+                    "probes (goal ≤ 20 ms)"
                 )
+                lines.append(_verdict(subject, measured, lag <= LAG_GOAL_S))
             usage = pct(big["usage"]["get_s"], 99)
             if usage is not None:
-                lines.append(
-                    f"- Big data, {name}: GET /v1/usage p99 {usage * 1000:.1f} ms on the big "
-                    f"database (goal < 200 ms): {'met' if usage < USAGE_GOAL_S else 'NOT met'}."
+                measured = (
+                    f"GET /v1/usage p99 {usage * 1000:.1f} ms on the big database (goal < 200 ms)"
                 )
+                lines.append(_verdict(subject, measured, usage < USAGE_GOAL_S))
         flood = _get(results, f"flood:{config}")
-        if flood:
-            a, b = pct(flood["alone"]["gaps_s"], 99), pct(flood["flooded"]["gaps_s"], 99)
-            ratio = _ratio(b, a)
-            if ratio is not None and a is not None and b is not None:
-                lines.append(
-                    f"- Bad-token flood, {name}: inter-event gap p99 {b * 1000:.1f} ms with 300 "
-                    f"bad-token requests in flight vs {a * 1000:.1f} ms without ({ratio:.2f}×, "
-                    f"goal ≤ {FLOOD_GOAL}×): {'met' if ratio <= FLOOD_GOAL else 'NOT met'}."
-                )
+        gaps = _p99s(flood["alone"]["gaps_s"], flood["flooded"]["gaps_s"]) if flood else None
+        if gaps is not None:
+            a, b, ratio = gaps
+            measured = (
+                f"inter-event gap p99 {b * 1000:.1f} ms with 300 bad-token requests in flight "
+                f"vs {a * 1000:.1f} ms without ({ratio:.2f}×, goal ≤ {FLOOD_GOAL}×)"
+            )
+            lines.append(_verdict(f"Bad-token flood, {name}", measured, ratio <= FLOOD_GOAL))
     return lines
