@@ -12,7 +12,9 @@ one MCP call. The sides, up side by side and measured in alternating rounds of S
 - ``peer-open``: the same with the toolset entered once for the app's lifetime.
 
 Server CPU is the serving process's alone: the MCP server and the upstream are other processes.
-Results are keyed ``mcp:<clients>:<side>``.
+The MCP server's own CPU per turn is kept too (what each side's way of calling costs the tool
+server: a run that connects pays an ``initialize`` exchange there). Results are keyed
+``mcp:<clients>:<side>``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import statistics
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +101,7 @@ def _summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": sorted({e for r in rounds for e in r["errors"]}),
         "turns_per_s": statistics.median(r["ok"] / r["elapsed_s"] for r in rounds),
         "cpu_per_turn_s": statistics.median(r["server_cpu_s"] / max(r["ok"], 1) for r in rounds),
+        "mcp_cpu_per_turn_s": statistics.median(r["mcp_cpu_s"] / max(r["ok"], 1) for r in rounds),
     }
 
 
@@ -108,8 +112,13 @@ def run(common: dict[str, str], work: Path, profile: sc.Profile, results: dict[s
     mcp_url = mcp.url + "/mcp"
     servers = _servers(common, work, mcp_url)
     try:
-        for server in servers.values():
-            server.start("/health" if server.name.startswith("agentstream") else "/stream")
+        # Side by side, started at once (each takes seconds to import on a loaded machine).
+        with ThreadPoolExecutor(len(servers)) as pool:
+            for started in [
+                pool.submit(s.start, "/health" if s.name.startswith("agentstream") else "/stream")
+                for s in servers.values()
+            ]:
+                started.result()
         sqlite = servers["sqlite"]
         database = sqlite.env["AGENTSTREAM_DATABASE_URL"]
         tokens = _agentstream_tokens(sqlite, mcp_url, max(CLIENTS))
@@ -127,12 +136,14 @@ def run(common: dict[str, str], work: Path, profile: sc.Profile, results: dict[s
             for clients in CLIENTS:
                 for name, side in sides.items():
                     _log(f"[mcp] round {index + 1}: SSE x{clients} on {name}")
+                    before = mcp.cpu_s()
                     result = side.run(
                         "throughput",
                         transport="sse",
                         concurrency=clients,
                         duration_s=profile.peer_throughput_s,
                     )
+                    result["mcp_cpu_s"] = mcp.cpu_s() - before
                     rounds.setdefault(f"{clients}:{name}", []).append(result)
         for key, measured in rounds.items():
             results[f"mcp:{key}"] = _summary(measured)

@@ -33,13 +33,16 @@ def mcp_table(results: dict[str, Any]) -> str:
             else:
                 added = f"{ours['cpu_per_turn_s'] * 1000 - cpu:+.2f} ms"
             rate = f"{r['turns_per_s']:,.1f}" + (f" ({r['failed']} failed)" if r["failed"] else "")
-            lines.append(f"| {label} | {clients} | {rate} | {cpu:.2f} ms | {added} |")
+            tool = r["mcp_cpu_per_turn_s"] * 1000
+            lines.append(
+                f"| {label} | {clients} | {rate} | {cpu:.2f} ms | {added} | {tool:.2f} ms |"
+            )
     if not lines:
         return ""
     header = [
         "| MCP tool turn (SSE) | clients | turns/s | server CPU per turn "
-        "| agentstream adds per call |",
-        "|---|---|---|---|---|",
+        "| agentstream adds per call | MCP server CPU per turn |",
+        "|---|---|---|---|---|---|",
     ]
     return "\n".join(header + lines)
 
@@ -59,7 +62,10 @@ call. agentstream (an agent with the server registered, tool `bench__echo`) agai
 pydantic-ai's `Agent.iter` served bare (`bench/peer.py --mcp`) with an `MCPToolset` on the same
 server, either connected by each run as agentstream's run does, or entered once and shared.
 Server CPU is the serving process's alone; "adds per call" is agentstream's CPU per turn minus
-that row's (one call per turn). Medians of alternating rounds.
+that row's (one call per turn); the MCP server's CPU per turn is what each way of calling costs
+the tool's side (a run that connects first pays an `initialize` exchange). Medians of
+alternating rounds; on a shared 2-core machine the turns/s are bound by the CPU of all four
+processes (server, MCP server, upstream, load generator) more than by any one of them.
 
 {table}
 """

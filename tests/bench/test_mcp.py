@@ -93,7 +93,12 @@ async def test_peer_calls_the_mcp_tool_once_per_turn(
 
 def test_report_states_what_agentstream_adds_per_call_over_each_peer() -> None:
     def side(turns_per_s: float, cpu_ms: float, failed: int = 0) -> dict[str, Any]:
-        return {"turns_per_s": turns_per_s, "cpu_per_turn_s": cpu_ms / 1000, "failed": failed}
+        return {
+            "turns_per_s": turns_per_s,
+            "cpu_per_turn_s": cpu_ms / 1000,
+            "mcp_cpu_per_turn_s": 0.004,
+            "failed": failed,
+        }
 
     results = {
         "mcp:1:sqlite": side(40.0, 12.5),
@@ -101,8 +106,10 @@ def test_report_states_what_agentstream_adds_per_call_over_each_peer() -> None:
         "mcp:1:peer-open": side(80.0, 6.0, failed=1),
     }
     rows = {line.split(" | ")[0].lstrip("| "): line for line in mcp_table(results).splitlines()}
-    assert rows["agentstream, SQLite"] == "| agentstream, SQLite | 1 | 40.0 | 12.50 ms | — |"
-    assert rows["pydantic-ai bare, toolset per run"].endswith("| 10.00 ms | +2.50 ms |")
+    assert (
+        rows["agentstream, SQLite"] == "| agentstream, SQLite | 1 | 40.0 | 12.50 ms | — | 4.00 ms |"
+    )
+    assert rows["pydantic-ai bare, toolset per run"].endswith("| 10.00 ms | +2.50 ms | 4.00 ms |")
     assert "80.0 (1 failed)" in rows["pydantic-ai bare, one open session"]
-    assert rows["pydantic-ai bare, one open session"].endswith("| +6.50 ms |")
+    assert rows["pydantic-ai bare, one open session"].endswith("| +6.50 ms | 4.00 ms |")
     assert mcp_table({}) == ""
