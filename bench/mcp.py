@@ -13,8 +13,7 @@ one MCP call. The sides, up side by side and measured in alternating rounds of S
 
 Server CPU is the serving process's alone: the MCP server and the upstream are other processes.
 The MCP server's own CPU per turn is kept too (what each side's way of calling costs the tool
-server: a run that connects pays an ``initialize`` exchange there). Results are keyed
-``mcp:<clients>:<side>``.
+server). Results are keyed ``mcp:<clients>:<side>``.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ pydantic-ai's `Agent.iter` served bare (`bench/peer.py --mcp`) with an `MCPTools
 server, either connected by each run as agentstream's run does, or entered once and shared.
 Server CPU is the serving process's alone; "adds per call" is agentstream's CPU per turn minus
 that row's (one call per turn); the MCP server's CPU per turn is what each way of calling costs
-the tool's side (a run that connects first pays an `initialize` exchange). Medians of
+the tool's side. Medians of
 alternating rounds; on a shared 2-core machine the turns/s are bound by the CPU of all four
 processes (server, MCP server, upstream, load generator) more than by any one of them.
 
