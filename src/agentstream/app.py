@@ -41,6 +41,7 @@ from agentstream.observability.tracing import Tracing
 from agentstream.ratelimit.limiter import build_rate_limiter
 from agentstream.runs.coordinator import Coordinator
 from agentstream.runs.endpoints import router as runs_router
+from agentstream.runs.lease import Lease
 from agentstream.runs.limits import MemoryActiveRuns
 from agentstream.runs.redis import RedisActiveRuns, RedisRunLog
 from agentstream.runs.registry import RunRegistry
@@ -110,6 +111,12 @@ async def _runs(
         guard=guard,
         blocking=blocking,
         active_runs=active_runs,
+        lease=Lease(
+            settings.redis_url,
+            worker_id=worker_id,
+            lease_s=settings.run_lease_s,
+            timeout_s=settings.redis_timeout_s,
+        ),
     )
     if serving:
         log_mirror.start()

@@ -4,7 +4,8 @@ of a worker that died.
 With one worker and no Redis everything is local, and a run found ``running`` in the database
 at start-up belongs to a process that is gone. With Redis, any worker serves status, cancel and
 resume for any run: events come from the run's Redis stream, cancels are published, and each
-worker keeps its liveness key fresh so the others can tell when it died.
+worker keeps its liveness key fresh (``lease.Lease``, off the event loop) so the others can tell
+when it died.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from agentstream.db import SessionMaker, is_unreachable, transaction
 from agentstream.kit.errors import RunEventsExpired, Unavailable
 from agentstream.kit.redis import RedisGuard, RedisUnavailable
 from agentstream.runs import redis as shared
+from agentstream.runs.lease import Lease, claim_dead
 from agentstream.runs.redis import RedisActiveRuns
 from agentstream.runs.registry import Batches, Readable, RunRegistry, shaped
 from agentstream.runs.schemas import RunPublic
@@ -79,6 +80,7 @@ class Coordinator:
         guard: RedisGuard | None = None,
         blocking: Redis | None = None,
         active_runs: RedisActiveRuns | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.worker_id = worker_id
         self._registry = registry
@@ -88,20 +90,22 @@ class Coordinator:
         self._guard = guard
         self._blocking = blocking
         self._active_runs = active_runs
+        self._lease = lease
         self._tasks: list[asyncio.Task[None]] = []
         self._unreapable: set[uuid.UUID] = set()  # runs whose interruption failed (logged)
 
     async def start(self) -> None:
         """Announce this worker, interrupt what dead workers left running, then keep watch."""
-        if self._guard is not None:
+        if self._lease is not None:
             # Alive before anything else: until this key exists, other workers would take this
-            # worker's runs for a dead one's.
-            with contextlib.suppress(RedisUnavailable):
-                await self._heartbeat()
+            # worker's runs for a dead one's. From then on a thread renews it, so a stalled
+            # event loop never looks like a dead worker.
+            await asyncio.to_thread(self._lease.beat)
+            self._lease.start()
         await self.reap()
         if self._guard is not None:
             self._tasks += [
-                asyncio.create_task(self._every(self._lease_s / 3, self._heartbeat)),
+                asyncio.create_task(self._every(self._lease_s / 3, self._renew_slots)),
                 asyncio.create_task(self._every(self._lease_s / 3, self.reap)),
                 asyncio.create_task(self._listen_for_cancels()),
             ]
@@ -115,9 +119,8 @@ class Coordinator:
             _, stuck = await asyncio.wait(self._tasks, timeout=2)
             if stuck:
                 log.warning("%d run coordination tasks did not stop in time", len(stuck))
-        if self._guard is not None:
-            with contextlib.suppress(RedisUnavailable):
-                await self._guard.run(lambda r: r.delete(shared.worker_key(self.worker_id)))
+        if self._lease is not None:
+            await asyncio.to_thread(self._lease.stop)
 
     # ------------------------------------------------------------------ status, cancel, read
     async def last_seq(self, run: RunPublic) -> int:
@@ -190,25 +193,23 @@ class Coordinator:
                 if not (is_unreachable(exc) or isinstance(exc, RedisUnavailable)):
                     log.exception("run coordination failed")
 
-    async def _heartbeat(self) -> None:
-        assert self._guard is not None
-        key, lease_ms = shared.worker_key(self.worker_id), int(self._lease_s * 1000)
+    async def _renew_slots(self) -> None:
+        # On the loop: a slot that lapsed while the loop stalled is put back on renewal.
+        if self._guard is not None and self._active_runs is not None:
+            await self._guard.run(self._active_runs.renew)
 
-        async def beat(redis: Redis) -> None:
-            await redis.set(key, os.getpid(), px=lease_ms)
-            if self._active_runs is not None:
-                await self._active_runs.renew(redis)
-
-        await self._guard.run(beat)
-
-    async def _alive(self, workers: set[str]) -> set[str]:
+    async def _dead(self, workers: set[str]) -> set[str]:
+        """The workers that are gone, each claimed dead in one atomic step that fails if its
+        liveness key exists (a heartbeat landing between our look and our reaping wins)."""
         if self._guard is None:
-            return set()  # one worker, no Redis: any other owner is a previous process
+            return workers  # one worker, no Redis: any other owner is a previous process
         ordered = sorted(workers)
-        flags = await self._guard.run(
-            lambda r: asyncio.gather(*(r.exists(shared.worker_key(w)) for w in ordered))
+        claimed = await self._guard.run(
+            lambda r: asyncio.gather(
+                *(claim_dead(r, w, self.worker_id, self._ttl_ms) for w in ordered)
+            )
         )
-        return {w for w, alive in zip(ordered, flags, strict=True) if alive}
+        return {w for w, dead in zip(ordered, claimed, strict=True) if dead}
 
     async def reap(self) -> None:
         """Interrupt the runs of workers that are gone (and tell their subscribers)."""
@@ -217,11 +218,11 @@ class Coordinator:
         if not orphans:
             return
         try:
-            alive = await self._alive({worker for _, worker in orphans})
+            dead = await self._dead({worker for _, worker in orphans})
         except RedisUnavailable:
             return  # cannot tell who is dead: interrupt nobody
         for run_id, worker in orphans:
-            if worker not in alive:
+            if worker in dead:
                 await self._interrupt_isolated(run_id)
 
     async def _interrupt_isolated(self, run_id: uuid.UUID) -> None:

@@ -72,6 +72,11 @@ def worker_key(worker_id: str) -> str:
     return f"{PREFIX}worker:{worker_id}"
 
 
+def dead_key(worker_id: str) -> str:
+    """Set (to the reaper's id) once a reaper has taken that worker for dead."""
+    return f"{PREFIX}dead:{worker_id}"
+
+
 def entry(events: Sequence[ev.ChatEvent]) -> tuple[str, dict[str, bytes]]:
     """``(id, fields)`` of one stream entry holding consecutive ``events``: its id is the last
     one's seq, so ``XREAD`` after ``<n>-0`` returns every entry holding an event after seq n."""
