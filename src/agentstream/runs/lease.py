@@ -75,9 +75,11 @@ class Lease:
         )
         self._failing = False
         self._fenced = False
+        self._taken = False  # a beat has run: there is a key to drop at shutdown
 
     def beat(self) -> bool:
         """Renew the key once (blocking: call it off the event loop); False if Redis failed."""
+        self._taken = True
         try:
             fenced_by = self._script(keys=self._keys, args=[self.token, self._lease_ms])
         except (RedisError, OSError):
@@ -112,7 +114,8 @@ class Lease:
             if self._thread.is_alive():
                 log.warning("the liveness lease thread did not stop in time")
         try:
-            self._redis.delete(self._keys[0])
+            if self._taken:  # a process that never served (a CLI command) never touches it
+                self._redis.delete(self._keys[0])
         except (RedisError, OSError):
             pass  # it lapses by itself within a lease
         finally:
