@@ -112,9 +112,17 @@ async def test_nothing_is_allowed_by_default(client: httpx.AsyncClient, owner: A
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://127.0.0.1/mcp", "127.0.0.1/mcp", "http://user:pw@127.0.0.1/mcp"]
+    "url",
+    [
+        "ftp://127.0.0.1/mcp",
+        "127.0.0.1/mcp",
+        "http://user:pw@127.0.0.1/mcp",
+        "http://127.0.0.1:99999/mcp",
+        "http://127.0.0.1:0/mcp",
+        "http://127.0.0.1:x/mcp",
+    ],
 )
-async def test_urls_must_be_http_without_credentials(
+async def test_urls_must_be_http_with_a_port_and_without_credentials(
     client: httpx.AsyncClient, owner: Account, url: str
 ) -> None:
     response = await client.post(
@@ -148,6 +156,28 @@ async def test_headers_are_sealed_at_rest(
     assert row.headers_encrypted is not None
     assert "s3cret" not in row.headers_encrypted
     assert "Authorization" not in row.headers_encrypted
+
+
+async def test_moving_a_server_elsewhere_drops_its_headers(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    """Headers were written for one origin: an admin who never saw them cannot send them to
+    another host or port by changing the URL."""
+    await register_server(
+        client, owner, "prod", "http://127.0.0.1:8100/mcp", headers={"Authorization": SECRET}
+    )
+
+    async def patch(body: dict[str, object]) -> bool:
+        response = await client.patch("/v1/mcp-servers/prod", json=body, headers=owner.headers)
+        assert response.status_code == 200, response.text
+        has_headers: bool = response.json()["has_headers"]
+        return has_headers
+
+    assert await patch({"url": "http://127.0.0.1:8100/other-path"})  # same origin: kept
+    assert not await patch({"url": "http://127.0.0.1:8101/mcp"})  # another port: dropped
+    assert await patch({"url": "http://127.0.0.1:8100/mcp", "headers": {"X-Key": "k"}})
+    assert await patch({"url": "https://mcp.example.com/mcp", "headers": {"X-Key": "k"}})
+    assert not await patch({"url": "http://mcp.example.com/mcp"})  # another scheme: dropped
 
 
 async def test_only_admins_manage_servers(client: httpx.AsyncClient, owner: Account) -> None:

@@ -78,7 +78,12 @@ def alone_terminal(events: list[dict[str, Any]], run_id: str, last_seq: int) -> 
         ("9" * 5000, None),
         ("1.5", None),
         ("abc", None),
+        ("+5", None),
+        ("1_0", None),
+        (" 5 ", None),
         (None, "-1"),
+        (None, "+5"),
+        (None, "5.0"),
         (None, str(MAX_CURSOR + 1)),
         (None, "9" * 5000),
         (None, "abc"),
@@ -153,7 +158,7 @@ async def test_a_websocket_resume_at_or_past_the_end_gets_the_terminal_event_alo
     run_id, last_seq = await finished_run(live, owner, slug)
     async with ws_connect(app, f"/v1/agents/{slug}/ws?token={owner.access_token}") as ws:
         await ws.receive_json()
-        for bad in (-1, MAX_CURSOR + 1, "x"):
+        for bad in (-1, MAX_CURSOR + 1, "x", "2", 1.0, True):
             await ws.send_json({"type": "resume", "run_id": run_id, "after": bad})
             error = await ws.receive_json()
             assert (error["type"], error["error_code"]) == ("error", "invalid_message")

@@ -6,7 +6,14 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from agentstream.approvals.schemas import MAX_DECISIONS, DecisionIn
 from agentstream.chat.events import Usage
@@ -19,6 +26,17 @@ MAX_CONTEXT_BYTES = 16 * 1024
 # A run's event cursor (``Last-Event-ID``, ``?after=``, WebSocket ``after``): 0..2^53, the
 # integers every JSON client can hold exactly.
 MAX_CURSOR = 2**53
+
+
+def _decimal(value: object) -> object:
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number in decimal digits")
+    return value
+
+
+# A cursor sent as text (a query parameter or header): decimal digits only, so "+5", "1_0",
+# " 5 " or "5.0" are 422 like any other non-integer.
+CursorText = Annotated[int, BeforeValidator(_decimal), Field(ge=0, le=MAX_CURSOR)]
 
 
 def _depth(value: object) -> int:
@@ -104,7 +122,7 @@ class ResumeFrame(BaseModel):
 
     type: Literal["resume"]
     run_id: uuid.UUID
-    after: int = Field(default=0, ge=0, le=MAX_CURSOR)
+    after: int = Field(default=0, ge=0, le=MAX_CURSOR, strict=True)  # not 1.0, true or "2"
 
 
 class PendingApproval(BaseModel):

@@ -20,10 +20,23 @@ HeaderValue = Annotated[str, StringConstraints(max_length=8192, pattern=r"^[^\r\
 Headers = Annotated[dict[HeaderName, HeaderValue], Field(max_length=32)]
 
 
+def origin(url: str) -> tuple[str, str, int]:
+    """Scheme, host and port (the default one when absent) of a valid server URL."""
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, (parts.hostname or "").rstrip(".").lower(), parts.port or default
+
+
 def _check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number in 0..65535
+    except ValueError:
+        raise ValueError("must have a port between 1 and 65535") from None
+    if parts.port == 0:
+        raise ValueError("must have a port between 1 and 65535")
     if parts.username is not None or parts.password is not None:
         # It would be shown back in ``url``; credentials belong in the write-only headers.
         raise ValueError("must not carry credentials; send them in headers")

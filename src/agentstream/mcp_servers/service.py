@@ -20,6 +20,7 @@ from agentstream.mcp_servers.schemas import (
     McpServerPublic,
     McpServerUpdate,
     McpToolPublic,
+    origin,
 )
 from agentstream.mcp_servers.secrets import HeadersUnreadable, cipher
 from agentstream.mcp_servers.toolsets import (
@@ -98,6 +99,10 @@ async def update(
     changes = body.model_fields_set
     if body.url is not None:
         check_host(body.url, settings)
+        if origin(body.url) != origin(server.url) and "headers" not in changes:
+            # The sealed headers were written for the old origin: an admin who never saw
+            # them must not be able to send them somewhere else by moving the URL.
+            server.headers_encrypted = None
         server.url = body.url
     if "headers" in changes:
         server.headers_encrypted = _seal(body.headers, settings)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, status
 from starlette.responses import StreamingResponse
 
 from agentstream.auth.deps import CurrentPrincipal
-from agentstream.chat.schemas import MAX_CURSOR
+from agentstream.chat.schemas import CursorText
 from agentstream.runs import service
 from agentstream.runs.schemas import RunPublic
 from agentstream.state import SessionDep, StateDep
@@ -46,10 +46,8 @@ async def cancel_run(run: RunDep, state: StateDep) -> RunPublic:
 async def run_events(
     run: RunDep,
     state: StateDep,
-    after: Annotated[
-        int | None, Query(ge=0, le=MAX_CURSOR, description="Replay events after this seq.")
-    ] = None,
-    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_CURSOR)] = None,
+    after: Annotated[CursorText | None, Query(description="Replay events after this seq.")] = None,
+    last_event_id: Annotated[CursorText | None, Header()] = None,
 ) -> StreamingResponse:
     """The run's events after ``Last-Event-ID`` (or ``?after=``; default: all), then live
     until its terminal event."""
