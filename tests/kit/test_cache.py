@@ -247,10 +247,23 @@ async def _cached_member(a: Worker, b: Worker) -> tuple[Account, Account, dict[s
     await add_member(a.client, owner, member, "member")
     await create_agent(a.client, owner, "helper")
     headers = member.in_team(owner.team_id)
-    assert (await _chat(b.client, headers, "helper")).status_code == 200
-    assert b.state.caches.principals.get(owner.team_id, member.user_id) is not None
-    assert b.state.caches.agents.get(owner.team_id, "helper") is not None
-    return owner, member, headers
+
+    def cached() -> bool:
+        caches = b.state.caches
+        return (
+            caches.principals.get(owner.team_id, member.user_id) is not None
+            and caches.agents.get(owner.team_id, "helper") is not None
+        )
+
+    # Whatever empties b's caches meanwhile is correct behaviour, not the subject here: a late
+    # invalidation of the setup above, or a loop stalled past the lease (a full garbage
+    # collection late in a whole test run) that lapses the subscription's trust. So the fill
+    # is a chat repeated until it sticks; one that never fills fails all of them.
+    for _ in range(10):
+        assert (await _chat(b.client, headers, "helper")).status_code == 200
+        if cached():
+            return owner, member, headers
+    pytest.fail("b never cached the member's principal and the agent")
 
 
 async def test_an_access_change_on_one_worker_reaches_the_other_within_a_second(
