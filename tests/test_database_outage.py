@@ -183,4 +183,6 @@ async def test_after_a_checkpoint_that_failed_mid_outage_the_whole_text_is_writt
     async with asyncio.timeout(10):
         while (await stored(outage_state.sessions, run.run_id)).content != "one two":  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+    # The checkpoint rewrote the whole text (an append would have kept the mark: "one| two").
+    assert (await stored(outage_state.sessions, run.run_id)).content == "one two"
     await outage_state.writer.finish(run, outcome("one two"))
