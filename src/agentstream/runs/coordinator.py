@@ -21,7 +21,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from agentstream.chat import events as ev
-from agentstream.conversations.turns import Draft, interrupt_run, running_runs
+from agentstream.conversations.recovery import interrupt_run, running_runs
+from agentstream.conversations.turns import Draft
 from agentstream.db import SessionMaker, is_unreachable, transaction
 from agentstream.kit.errors import RunEventsExpired, Unavailable
 from agentstream.kit.redis import RedisGuard, RedisUnavailable
