@@ -74,7 +74,7 @@ def _tune_gc(settings: Settings) -> None:
     Streaming allocates a few objects per token, so with the default thresholds (700, 10, 10)
     the collector runs hundreds of times a second under load, and every so often walks every
     live object, including what finished runs keep for resumes (a few objects each, see
-    ``runs.registry.CompactLog``). Measured on a burst of
+    ``runs.compact.CompactLog``). Measured on a burst of
     200 new streams (PostgreSQL + Redis, one worker): first event p99 1.1-1.4 s with the
     defaults, 0.7-0.8 s with (50000, 20, 100). What exists once the app is built (modules,
     routes, settings) is frozen out of the collector's walks for good — after a collection,
