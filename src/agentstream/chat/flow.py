@@ -20,31 +20,24 @@ from typing import Any
 from pydantic_ai import RunContext
 from pydantic_ai.direct import model_request_stream
 from pydantic_ai.exceptions import (
-    ApprovalRequired,
-    ToolFailedError,
-    ToolRetryError,
     UsageLimitExceeded,
 )
 from pydantic_ai.messages import (
-    FunctionToolCallEvent,
-    FunctionToolResultEvent,
     ModelMessage,
     ModelRequest,
     ModelRequestPart,
-    ToolCallPart,
-    ToolReturnPart,
     UserPromptPart,
 )
 from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tool_manager import ToolManager
-from pydantic_ai.tools import ToolDefinition, ToolDenied
+from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, CombinedToolset
 from pydantic_ai.usage import RunUsage
 from sqlalchemy.exc import IntegrityError
 
 from agentstream.agents.service import ChatAgent, allowed_skills, chat_agent
-from agentstream.approvals.resume import Decision, Resume
+from agentstream.approvals.resume import Resume
 from agentstream.approvals.service import continue_turn
 from agentstream.auth.service import Principal
 from agentstream.chat import events as ev
@@ -53,6 +46,7 @@ from agentstream.chat.history import rebuild_history
 from agentstream.chat.multitask import TurnGate, Waiting, multitask_of, take_turn
 from agentstream.chat.prompt import build_instructions
 from agentstream.chat.schemas import ChatRequest
+from agentstream.chat.tool_calls import resumed, run_calls
 from agentstream.chat.translate import Reply, Translator
 from agentstream.conversations.turns import RunIdentity, TurnOutcome, start_turn
 from agentstream.db import transaction
@@ -228,25 +222,6 @@ async def _prepare_once(
     )
 
 
-async def _call_tool(
-    tools: ToolManager[ChatDeps], call: ToolCallPart, *, approved: bool = False
-) -> ToolReturnPart:
-    """Run one tool call; a retry the tool (or its arguments) asks for goes back to the model.
-    A call that needs approval (and does not have it) raises ``ApprovalRequired``."""
-    try:
-        result = await tools.handle_call(call, approved=approved)
-    except ToolRetryError as retry:
-        part = retry.tool_retry
-        if isinstance(part, ToolReturnPart):
-            return part
-        return ToolReturnPart(call.tool_name, part.model_response(), call.tool_call_id)
-    except ToolFailedError as failed:  # a tool (an MCP server) that failed: the model is told
-        return failed.tool_failed
-    if isinstance(result, ToolDenied):
-        return ToolReturnPart(call.tool_name, result.message, call.tool_call_id, outcome="denied")
-    return ToolReturnPart(call.tool_name, result, call.tool_call_id)
-
-
 def _mcp_needs_approval(ctx: RunContext[Any], tool: ToolDefinition, args: dict[str, Any]) -> bool:
     return tool_needs_approval(tool)
 
@@ -266,57 +241,6 @@ async def _toolset(
     if len(toolsets) <= 1:
         return toolsets[0] if toolsets else None
     return CombinedToolset(toolsets)
-
-
-async def _decided(
-    tools: ToolManager[ChatDeps] | None, call: ToolCallPart, decision: Decision
-) -> ToolReturnPart:
-    """A paused call's result once decided: the tool's when approved, a denial otherwise."""
-    if not decision.approved:
-        return ToolReturnPart(
-            call.tool_name, decision.denial(), call.tool_call_id, outcome="denied"
-        )
-    if tools is None:  # the agent lost the tool while the call waited
-        text = f"The tool {call.tool_name} is no longer available."
-        return ToolReturnPart(call.tool_name, text, call.tool_call_id, outcome="failed")
-    return await _call_tool(tools, call, approved=True)
-
-
-async def _resumed(
-    resume: Resume, tools: ToolManager[ChatDeps] | None, translator: Translator
-) -> AsyncIterator[ev.ChatEvent | ModelRequestPart]:
-    """A continuation's start: the decided calls' results (streamed), then every result of the
-    paused turn's calls (the parts of the model's next request)."""
-    results: list[ModelRequestPart] = []
-    for call in resume.response().tool_calls:
-        result = resume.stored_result(call)
-        if result is None:
-            decision = resume.decisions.get(call.tool_call_id, Decision(False, "expired"))
-            translator.decided(call)
-            result = await _decided(tools, call, decision)
-            if (ours := translator.translate(FunctionToolResultEvent(result))) is not None:
-                yield ours
-        results.append(result)
-    for part in results:
-        yield part
-
-
-async def _run_calls(
-    tools: ToolManager[ChatDeps], calls: list[ToolCallPart], translator: Translator
-) -> AsyncIterator[ev.ChatEvent | ModelRequestPart]:
-    """Run a response's tool calls in order, streaming each call and result; a call that needs
-    approval is announced (``approval_required``) and left unrun. Yields the results' parts."""
-    for call in calls:
-        if (ours := translator.translate(FunctionToolCallEvent(call))) is not None:
-            yield ours
-        try:
-            result = await _call_tool(tools, call)
-        except ApprovalRequired:
-            yield translator.approval(call)
-            continue
-        if (ours := translator.translate(FunctionToolResultEvent(result))) is not None:
-            yield ours
-        yield result
 
 
 async def _stream_model(
@@ -350,7 +274,7 @@ async def _stream_model(
         if run.resume is not None:
             messages.append(run.resume.response())
             results: list[ModelRequestPart] = []
-            async for item in _resumed(run.resume, tools, translator):
+            async for item in resumed(run.resume, tools, translator):
                 if isinstance(item, ev.Event):
                     yield item
                 else:
@@ -378,7 +302,7 @@ async def _stream_model(
             if tools is None or not response.tool_calls:
                 return
             results = []
-            async for item in _run_calls(tools, response.tool_calls, translator):
+            async for item in run_calls(tools, response.tool_calls, translator):
                 if isinstance(item, ev.Event):
                     yield item
                 else:
