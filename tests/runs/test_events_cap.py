@@ -16,6 +16,7 @@ from httpx_sse import aconnect_sse
 
 from agentstream.state import AppState
 from tests.factories import Account
+from tests.observability.test_metrics import sample
 from tests.streaming.scripted import Script
 
 MakeAgent = Callable[..., Any]
@@ -88,5 +89,8 @@ async def test_over_the_cap_the_oldest_finished_runs_go_first_never_a_live_one(
     )
     assert messages.json()["items"][-1]["content"] == "".join(quick.tokens)  # untouched
     assert len(await replay(live, owner, finished[-1])) > 40  # the newest still replays
+    # Operators see what the kept events take.
+    scraped = (await live.get("/metrics")).text
+    assert sample(scraped, "agentstream_run_events_kept_bytes") == state.runs.kept_bytes > 0
     held.release.set()
     assert (await held_chat).status_code == 200

@@ -60,6 +60,12 @@ EMBEDDING_FAILURES = Counter(
 MEMORIES_EMBEDDED = Counter(
     "agentstream_memories_embedded", "Memories embedded (or re-embedded) by the background job."
 )
+RUN_EVENTS_KEPT = Gauge(
+    "agentstream_run_events_kept_bytes",
+    "Bytes the finished runs' events kept for resume take (at most "
+    "AGENTSTREAM_RUN_EVENTS_MAX_MB per worker).",
+    multiprocess_mode="livesum",
+)
 MEMORIES_TO_EMBED = Gauge(
     "agentstream_memories_to_embed",
     "Memories not yet embedded with the current embedding model (found by words meanwhile).",
@@ -78,6 +84,11 @@ def run_finished(status: RunStatus) -> None:
     """A run ended with its final message status."""
     ACTIVE_RUNS.dec()
     RUNS.labels(status=status).inc()
+
+
+def run_events_kept(nbytes: int) -> None:
+    """What this worker's finished runs' events, kept for resume, now take."""
+    RUN_EVENTS_KEPT.set(nbytes)
 
 
 def first_event(seconds: float) -> None:

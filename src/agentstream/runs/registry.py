@@ -352,6 +352,7 @@ class RunRegistry:
         # are not in here); their resume is then 410, their stored message untouched.
         while self._max_bytes is not None and self.kept_bytes > self._max_bytes:
             self._drop_oldest()
+        metrics.run_events_kept(self.kept_bytes)
 
     def _drop_oldest(self) -> None:
         _, (_, _, size) = self._finished.popitem(last=False)
@@ -359,8 +360,11 @@ class RunRegistry:
 
     def _sweep(self) -> None:
         expired = time.monotonic() - self._retain_s
+        kept = self.kept_bytes
         while self._finished and next(iter(self._finished.values()))[1] < expired:
             self._drop_oldest()
+        if self.kept_bytes != kept:
+            metrics.run_events_kept(self.kept_bytes)
 
     def get(self, run_id: uuid.UUID) -> Run | None:
         """This worker's run, in flight or finished recently enough to replay."""
