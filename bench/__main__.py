@@ -18,13 +18,13 @@ from typing import Any
 import asyncpg
 import redis
 
-from bench import bigdata, checkpoints, mcp, memory, peers, runs, tracing
+from bench import bigdata, checkpoints, mcp, memory, peers, runlog, runs, tracing
 from bench import scenarios as sc
 from bench.procs import Server
 from bench.profile import fixed_cpu, profile_requests
 from bench.pydantic_floor import measure
 from bench.report import write_report
-from bench.report_bigdata import bigdata_lines
+from bench.report_bigdata import bigdata_lines, runlog_lines, runlog_section
 from bench.report_mcp import mcp_table
 from bench.report_memory import memory_section
 from bench.report_peers import peers_goals, peers_table
@@ -262,7 +262,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="minimal sizes, to try the harness")
     parser.add_argument(
         "--only",
-        choices=("all", "peers", "profile", "bigdata", "tracing", "memory", "mcp"),
+        choices=("all", "peers", "profile", "bigdata", "runlog", "tracing", "memory", "mcp"),
         default="all",
         help="run one part (its sections only; for trying a change)",
     )
@@ -292,6 +292,9 @@ def main() -> None:
                 _profile(work, results)
             if args.only == "bigdata":
                 _run_bigdata({}, work, profile, results)
+            if args.only == "runlog":
+                runlog.run({}, work, args.tiny, results)
+                print(runlog_section(results))
             if args.only == "tracing":
                 tracing.run({}, work, profile, results)
             if args.only == "memory":
@@ -305,7 +308,7 @@ def main() -> None:
             upstream.stop()
         results["runtime_s"] = time.monotonic() - started
         (work / f"results-{args.only}.json").write_text(json.dumps(results, indent=2))
-        print("\n".join(bigdata_lines(results)))
+        print("\n".join(bigdata_lines(results) + runlog_lines(results)))
         keep = ("peers:", "provider:", "fixed", "tracing:")
         print(json.dumps({k: v for k, v in results.items() if k.startswith(keep)}))
         tables = (peers_table, peers_goals, provider_table, provider_goals)
@@ -371,6 +374,7 @@ def main() -> None:
         upstream.stop()
 
     _run_bigdata({}, work, profile, results)
+    runlog.run({}, work, args.tiny, results)
     _profile(work, results)
     results["runtime_s"] = time.monotonic() - started
     (work / "results.json").write_text(json.dumps(results, indent=2))

@@ -7,6 +7,7 @@ whether the generator was the bottleneck.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import resource
 import sys
@@ -68,12 +69,16 @@ async def sequential(job: dict[str, Any]) -> dict[str, Any]:
 
 
 async def throughput(job: dict[str, Any]) -> dict[str, Any]:
+    """``concurrency`` clients streaming back to back for ``duration_s`` (SSE: or until
+    ``requests`` streams have started, when given)."""
     deadline = time.perf_counter() + job["duration_s"]
     results: list[StreamResult] = []
+    started = itertools.count()
+    limit = job.get("requests")
 
     async def sse_worker(index: int) -> None:
         token = job["tokens"][index % len(job["tokens"])]
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < deadline and (limit is None or next(started) < limit):
             results.append(await _sse(job, token))
 
     message = _ws_message(job) if job["transport"] == "ws" else ""

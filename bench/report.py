@@ -6,7 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.checkpoints import section as checkpoints_section
-from bench.report_bigdata import bigdata_lines, bigdata_section, bigdata_table
+from bench.report_bigdata import (
+    bigdata_lines,
+    bigdata_section,
+    bigdata_table,
+    runlog_lines,
+    runlog_section,
+)
 from bench.report_mcp import mcp_section, mcp_table
 from bench.report_memory import memory_section
 from bench.report_peers import peers_goals, peers_section, peers_table
@@ -204,6 +210,7 @@ def write_report(results: dict[str, Any], out: Path, profile_txt: Path, *, full:
         _goals(results, profile)
         + runs_goals(results)
         + bigdata_lines(results)
+        + runlog_lines(results)
         + tracing_goals(results)
     )
     tracing = tracing_section(results, profile.get("runs_clients", 10))
@@ -229,7 +236,7 @@ Run `make bench` for the quick profile, `make bench-full` for the full one
 
 {table}
 
-{runs_section(runs)}{bigdata_section(results)}{tracing}{mcp_section(results)}
+{runs_section(runs)}{bigdata_section(results)}{runlog_section(results)}{tracing}{mcp_section(results)}
 {memory_section(results)}
 {checkpoints_section(results)}
 ## Goals

@@ -154,3 +154,53 @@ def bigdata_lines(results: dict[str, Any]) -> list[str]:
             )
             lines.append(_verdict(f"Bad-token flood, {name}", measured, ratio <= FLOOD_GOAL))
     return lines
+
+
+def _mb(nbytes: float) -> str:
+    return f"{nbytes / 2**20:.2f} MB"
+
+
+def runlog_section(results: dict[str, Any]) -> str:
+    """Finished runs kept for resume (bench/runlog.py); empty when it did not run."""
+    growth, cap = _get(results, "runlog:growth"), _get(results, "runlog:cap")
+    if not growth or not cap:
+        return ""
+    before, after, runs = growth["before"], growth["after"], growth["runs"]
+    kept = (after["kept_bytes"] - before["kept_bytes"]) / runs
+    rows = [
+        f"| {(i + 1) * cap['runs']:,} | {s['rss_mb']:.1f} MB | {_mb(s['kept_bytes'])} |"
+        for i, s in enumerate(cap["steps"])
+    ]
+    return f"""
+## Finished runs kept for resume
+
+`bench/runlog.py`, SQLite, one worker, the demo model's whole 492-token story from 10 SSE
+clients. With the default cap, {runs:,} runs after a warm-up grew the server's RSS by
+**{after["rss_mb"] - before["rss_mb"]:.1f} MB** ({before["rss_mb"]:.1f} → {after["rss_mb"]:.1f}
+MB); the registry says their events take **{kept / 1024:.1f} KB per run**
+(`agentstream_run_events_kept_bytes`; issue 21 measured ~282 KB per run before the compact
+log). Then a worker capped at `AGENTSTREAM_RUN_EVENTS_MAX_MB={cap["cap_mb"]:.2f}` (a quarter of
+what those runs kept) served {len(cap["steps"]) * cap["runs"]:,} runs:
+
+| runs served | RSS | finished runs' events kept |
+|---|---|---|
+{chr(10).join(rows)}
+"""
+
+
+def runlog_lines(results: dict[str, Any]) -> list[str]:
+    """The cap's goal: kept bytes within it after every step, and the RSS flat once it binds
+    (the runs after the first step grew it less than the first uncapped 1,000 did)."""
+    growth, cap = _get(results, "runlog:growth"), _get(results, "runlog:cap")
+    if not growth or not cap:
+        return []
+    limit = cap["cap_mb"] * 2**20
+    most = max(s["kept_bytes"] for s in cap["steps"])
+    later = cap["steps"][-1]["rss_mb"] - cap["steps"][0]["rss_mb"]
+    uncapped = growth["after"]["rss_mb"] - growth["before"]["rss_mb"]
+    runs = (len(cap["steps"]) - 1) * cap["runs"]
+    measured = (
+        f"at most {_mb(most)} kept under a cap of {_mb(limit)}; RSS grew {later:.1f} MB over "
+        f"the last {runs:,} runs vs {uncapped:.1f} MB for {growth['runs']:,} uncapped"
+    )
+    return [_verdict("Finished runs' events cap", measured, most <= limit and later < uncapped)]
