@@ -144,6 +144,11 @@ def _final_status(terminal: ev.ChatEvent) -> metrics.RunStatus:
     return "failed"
 
 
+def _wake(waiter: asyncio.Future[bool], published: bool = True) -> None:
+    if not waiter.done():  # a subscriber that went away cancelled its own
+        waiter.set_result(published)
+
+
 class Run:
     """One chat run: a task producing numbered events that subscribers read."""
 
@@ -166,7 +171,7 @@ class Run:
         self.control = RunControl(slot=slot)
         self._events: list[ev.ChatEvent] | CompactLog = []
         self._finished = False
-        self._wakeup: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[bool]] = []  # one per subscriber waiting
         self._started = time.perf_counter()
         self._first_output = True
         metrics.run_started()
@@ -190,9 +195,10 @@ class Run:
         if self._first_output and event.type in _OUTPUT_TYPES:
             self._first_output = False
             metrics.first_event(time.perf_counter() - self._started)
-        if self._wakeup is not None:
-            self._wakeup.set_result(None)
-            self._wakeup = None
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                _wake(waiter)
         if self._mirror is not None:
             self._mirror.published(self)
 
@@ -239,13 +245,24 @@ class Run:
         """The events published after ``seq``."""
         return list(self._events[seq:])
 
-    async def _changed(self, seen: int) -> None:
+    async def _changed(self, seen: int, idle_s: float | None) -> bool:
+        """Until an event is published after ``seen`` (or the run has finished): ``True``; or
+        ``False`` after ``idle_s`` without one.
+
+        Each waiting subscriber has a future of its own, which a publish sets: one giving up
+        cancels only its own, and nobody needs a shield or a timeout context per event.
+        """
         if len(self._events) > seen or self._finished:
-            return
-        if self._wakeup is None:
-            self._wakeup = asyncio.get_running_loop().create_future()
-        # Shielded: one subscriber giving up must not cancel the others' wake-up.
-        await asyncio.shield(self._wakeup)
+            return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = None if idle_s is None else loop.call_later(idle_s, _wake, waiter, False)
+        try:
+            return await waiter or len(self._events) > seen or self._finished
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def subscribe(
         self,
@@ -268,10 +285,7 @@ class Run:
         seen = max(0, after)
         with self._streams.opened():
             while True:
-                try:
-                    async with asyncio.timeout(idle_s):
-                        await self._changed(seen)
-                except TimeoutError:
+                if not await self._changed(seen, idle_s):
                     yield []
                     continue
                 ready = self._events[seen:]
