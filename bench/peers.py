@@ -132,7 +132,10 @@ class Side:
         result["server_cpu_s"] = self.server.cpu_s() - before
         if kind == "held":
             sampler.join()
-            result["rss_per_stream_kib"] = (peak[0] - rss_before) * 1024 / extra["streams"]
+            # The measure (RSS / concurrent streams): a growth over the RSS before
+            # would read 0 where earlier scenarios already took the memory from the system.
+            result["rss_peak_mb"] = peak[0]
+            result["rss_per_stream_kib"] = peak[0] * 1024 / extra["streams"]
         self.sent += result["ok"] + result["failed"]
         self.ok += result["ok"]
         return result
@@ -164,6 +167,7 @@ def _summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             f"gap_{q}_s": _median(rounds, lambda r, q=q: (r.get("gap_s") or {}).get(q))
             for q in ("p50", "p99", "p99.9")
         },
+        "rss_peak_mb": _median(rounds, lambda r: r.get("rss_peak_mb")),
         "rss_per_stream_kib": _median(rounds, lambda r: r.get("rss_per_stream_kib")),
     }
 

@@ -75,6 +75,10 @@ def _kib(v: float | None) -> str:
     return f"{v:,.0f} KiB" if _num(v) else "—"
 
 
+def _mib(v: float | None) -> str:
+    return f"{v:,.0f} MB" if _num(v) else "—"
+
+
 def sides_table(
     results: dict[str, Any],
     prefix: str,

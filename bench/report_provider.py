@@ -14,6 +14,7 @@ from bench.report_peers import (
     _getter,
     _kib,
     _met,
+    _mib,
     _ms,
     _num,
     _rate,
@@ -40,7 +41,10 @@ def provider_table(results: dict[str, Any]) -> str:
         ("first event p99", "first_p99_s", _ms),
         ("server CPU per stream", "cpu_per_stream_s", _ms),
     ]
-    held = [("memory per held stream", "rss_per_stream_kib", _kib)]
+    held = [
+        ("peak RSS while held", "rss_peak_mb", _mib),
+        ("RSS / held streams", "rss_per_stream_kib", _kib),
+    ]
     return sides_table(results, "provider", SIDES, throughput, held)
 
 
@@ -106,7 +110,7 @@ def _memory_rows(
     if not any(_num(v) for v in values.values()):
         return []
     measured = "; ".join(f"{label} {_kib(values[side])}" for side, label in SIDES)
-    return [(f"4. memory per held stream at {streams} held", measured, "reported", "—")]
+    return [(f"4. RSS / held streams at {streams} held", measured, "reported", "—")]
 
 
 def provider_goals(results: dict[str, Any]) -> str:
