@@ -18,7 +18,7 @@ from pyinstrument.frame import Frame
 
 from agentstream.app import build_state, create_app
 from agentstream.auth.deps import authenticate
-from agentstream.chat.flow import PreparedRun, prepare
+from agentstream.chat.prepare import PreparedRun, prepare
 from agentstream.chat.schemas import ChatRequest
 from agentstream.conversations.turns import TurnOutcome
 from agentstream.llm.demo import build_demo_model

@@ -357,7 +357,7 @@ each. After its scenarios each agentstream database is queried for its assistant
 `process_time` over {fixed.get("requests", 0) if isinstance(fixed, dict) else 0} sequential
 requests through an in-process httpx client (no profiler). The three steps of goal 3 are each
 called alone, {step_calls} times, one call at a time with nothing else running: auth
-(`auth.deps.authenticate`, a JWT), prepare (`chat.flow.prepare`: the agent, the turn's rows,
+(`auth.deps.authenticate`, a JWT), prepare (`chat.prepare.prepare`: the agent, the turn's rows,
 the memory search) and finalize + usage (`TurnWriter.finish`: the reply, the run row and the
 usage row in one transaction). The profile-share lines are the whole request's CPU times the
 profiler's share for that layer (the profiler loses SQLAlchemy's greenlets, which land in

@@ -8,7 +8,8 @@ import uuid
 from agentstream.approvals.schemas import DecisionIn
 from agentstream.auth.service import Principal
 from agentstream.chat import events as ev
-from agentstream.chat.flow import execute, prepare
+from agentstream.chat.flow import execute
+from agentstream.chat.prepare import prepare
 from agentstream.chat.schemas import ChatRequest, ChatResponse, PendingApproval
 from agentstream.db import transaction
 from agentstream.kit.context import current_request_id
