@@ -62,8 +62,8 @@ MEMORIES_EMBEDDED = Counter(
 )
 RUN_EVENTS_KEPT = Gauge(
     "agentstream_run_events_kept_bytes",
-    "Bytes the finished runs' events kept for resume take (at most "
-    "AGENTSTREAM_RUN_EVENTS_MAX_MB per worker).",
+    "Bytes the finished runs' events kept for resume take (each worker keeps at most "
+    "AGENTSTREAM_RUN_EVENTS_MAX_MB).",
     multiprocess_mode="livesum",
 )
 MEMORIES_TO_EMBED = Gauge(

@@ -171,7 +171,7 @@ class Run:
         self.control = RunControl(slot=slot)
         self._events: list[ev.ChatEvent] | CompactLog = []
         self._finished = False
-        self._waiters: list[asyncio.Future[bool]] = []  # one per subscriber waiting
+        self._waiters: set[asyncio.Future[bool]] = set()  # one per subscriber waiting
         self._started = time.perf_counter()
         self._first_output = True
         metrics.run_started()
@@ -196,7 +196,7 @@ class Run:
             self._first_output = False
             metrics.first_event(time.perf_counter() - self._started)
         if self._waiters:
-            waiters, self._waiters = self._waiters, []
+            waiters, self._waiters = self._waiters, set()
             for waiter in waiters:
                 _wake(waiter)
         if self._mirror is not None:
@@ -224,6 +224,11 @@ class Run:
             if self._span is not None:
                 self._span.end(terminal)
             await self._slot.release()
+
+    @property
+    def waiting(self) -> int:
+        """Subscribers waiting for its next event now."""
+        return len(self._waiters)
 
     @property
     def last_seq(self) -> int:
@@ -256,13 +261,14 @@ class Run:
             return True
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[bool] = loop.create_future()
-        self._waiters.append(waiter)
+        self._waiters.add(waiter)
         timer = None if idle_s is None else loop.call_later(idle_s, _wake, waiter, False)
         try:
             return await waiter or len(self._events) > seen or self._finished
         finally:
             if timer is not None:
                 timer.cancel()
+            self._waiters.discard(waiter)  # timed out or cancelled: no longer waiting
 
     def subscribe(
         self,
