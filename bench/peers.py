@@ -113,7 +113,7 @@ class Side:
 
     def run(self, kind: str, *, short: bool = False, **extra: Any) -> dict[str, Any]:
         """One load-generator job, counted towards what this side has served (held jobs also
-        sample the server's RSS, for the memory per held stream)."""
+        sample the server's peak RSS)."""
         before, rss_before = self.server.cpu_s(), self.server.rss_mb()
         peak = [rss_before]
         stop = threading.Event()

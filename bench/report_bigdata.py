@@ -188,19 +188,33 @@ what those runs kept) served {len(cap["steps"]) * cap["runs"]:,} runs:
 """
 
 
+FLAT_RATIO = 0.25  # RSS growth per run once the cap binds / per run without it
+
+
 def runlog_lines(results: dict[str, Any]) -> list[str]:
-    """The cap's goal: kept bytes within it after every step, and the RSS flat once it binds
-    (the runs after the first step grew it less than the first uncapped 1,000 did)."""
+    """The cap's goal: every run ended ``done``; the cap bound from the first step on (kept
+    bytes at least half of it) and held at every step; and once it binds the RSS grows per run
+    at most a quarter of what it grew per uncapped run."""
     growth, cap = _get(results, "runlog:growth"), _get(results, "runlog:cap")
     if not growth or not cap:
         return []
     limit = cap["cap_mb"] * 2**20
-    most = max(s["kept_bytes"] for s in cap["steps"])
-    later = cap["steps"][-1]["rss_mb"] - cap["steps"][0]["rss_mb"]
-    uncapped = growth["after"]["rss_mb"] - growth["before"]["rss_mb"]
-    runs = (len(cap["steps"]) - 1) * cap["runs"]
-    measured = (
-        f"at most {_mb(most)} kept under a cap of {_mb(limit)}; RSS grew {later:.1f} MB over "
-        f"the last {runs:,} runs vs {uncapped:.1f} MB for {growth['runs']:,} uncapped"
+    steps = cap["steps"]
+    served = [growth["before"], growth["after"], *steps]
+    ok, sent = (
+        sum(s["ok"] for s in served),
+        growth["runs"] // 5 + growth["runs"] + len(steps) * cap["runs"],
     )
-    return [_verdict("Finished runs' events cap", measured, most <= limit and later < uncapped)]
+    most = max(s["kept_bytes"] for s in steps)
+    later = (steps[-1]["rss_mb"] - steps[0]["rss_mb"]) / ((len(steps) - 1) * cap["runs"])
+    uncapped = (growth["after"]["rss_mb"] - growth["before"]["rss_mb"]) / growth["runs"]
+    ratio = later / uncapped if uncapped > 0 else None
+    measured = (
+        f"{ok:,}/{sent:,} runs ended `done`; at most {_mb(most)} kept under a cap of "
+        f"{_mb(limit)} (at least {_mb(min(s['kept_bytes'] for s in steps))} at every step); "
+        f"RSS growth per run {later * 1024:.2f} KB once the cap binds vs {uncapped * 1024:.2f} KB "
+        "uncapped" + ("" if ratio is None else f" ({ratio:.2f}×, goal ≤ {FLAT_RATIO}×)")
+    )
+    bound = min(s["kept_bytes"] for s in steps) >= limit / 2 and most <= limit
+    flat = ratio is not None and ratio <= FLAT_RATIO
+    return [_verdict("Finished runs' events cap", measured, ok == sent and bound and flat)]

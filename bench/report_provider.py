@@ -150,8 +150,9 @@ the same rounds, clients and slope. Held streams are {PROVIDER_HELD_TOKENS} toke
 {delay:.0f} ms apart by the upstream on a fixed schedule (ideal stream time
 {PROVIDER_HELD_TOKENS * delay / 1000:.0f} s); the inter-token gap is the time between two
 consecutive text deltas of one stream as the load generator reads them, over every stream of
-the scenario. Memory per held stream is the server's peak RSS during the held scenario less
-its RSS before, divided by the streams.
+the scenario. "RSS / held streams" is the server's peak RSS during the held scenario divided
+by the streams (the issue's measure; it includes the process's fixed memory, so it falls as
+streams grow).
 
 {table}
 

@@ -51,9 +51,9 @@ def _runs(target: sc.Target, runs: int) -> dict[str, Any]:
         ),
         timeout_s=3600,
     )
-    if result["ok"] != runs:
-        raise RuntimeError(f"{result['ok']} of {runs} runs ended done: {result['errors']}")
     return {
+        "ok": result["ok"],
+        "errors": result["errors"],
         "rss_mb": target.server.rss_mb(),
         "kept_bytes": _kept_bytes(target.server),
         "first_event_s": result["first_event_s"],
@@ -84,7 +84,8 @@ def run(common: dict[str, str], work: Path, tiny: bool, results: dict[str, Any])
     finally:
         server.stop()
 
-    cap_mb = (after["kept_bytes"] - warm["kept_bytes"]) / 4 / 2**20
+    # A quarter of what those runs kept (at least a byte: the setting must be positive).
+    cap_mb = max(after["kept_bytes"] - warm["kept_bytes"], 4) / 4 / 2**20
     _log(f"[runlog] {CAP_STEPS * runs:,} runs under a cap of {cap_mb:g} MB")
     server, target = _server(work, "cap", {**common, "AGENTSTREAM_RUN_EVENTS_MAX_MB": str(cap_mb)})
     try:
