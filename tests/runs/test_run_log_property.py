@@ -20,7 +20,8 @@ from agentstream.conversations.turns import RunIdentity
 from agentstream.kit.redis import RedisGuard
 from agentstream.runs import redis as shared
 from agentstream.runs.limits import MemoryActiveRuns
-from agentstream.runs.registry import Batches, Run, RunControl, RunRegistry
+from agentstream.runs.reading import Batches
+from agentstream.runs.registry import Run, RunControl, RunRegistry
 
 MAX_CURSOR = 2**53
 

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 
 from agentstream.chat import events as ev
 from agentstream.runs.limits import MemoryActiveRuns
-from agentstream.runs.registry import Batches, RunControl, RunRegistry
+from agentstream.runs.reading import Batches
+from agentstream.runs.registry import RunControl, RunRegistry
 from tests.runs.test_run_log_property import _identity
 
 IDLE_S = 0.001  # a keep-alive (an empty batch) per millisecond of silence

@@ -28,8 +28,9 @@ from agentstream.kit.errors import RunEventsExpired, Unavailable
 from agentstream.kit.redis import RedisGuard, RedisUnavailable
 from agentstream.runs import redis as shared
 from agentstream.runs.lease import Lease, claim_dead
+from agentstream.runs.reading import Batches, Readable, shaped
 from agentstream.runs.redis import RedisActiveRuns
-from agentstream.runs.registry import Batches, Readable, RunRegistry, shaped
+from agentstream.runs.registry import RunRegistry
 from agentstream.runs.schemas import RunPublic
 
 log = logging.getLogger("agentstream.runs")

@@ -25,6 +25,7 @@ from agentstream.observability import metrics
 from agentstream.observability.tracing import RunSpan
 from agentstream.runs.compact import CompactLog
 from agentstream.runs.limits import ActiveRuns, Slot
+from agentstream.runs.reading import Batches, shaped
 
 log = logging.getLogger("agentstream.runs")
 
@@ -51,7 +52,6 @@ class RunControl:
 
 
 Producer = Callable[[RunControl], AsyncIterator[ev.ChatEvent]]
-Batches = AsyncIterator[list[ev.ChatEvent]]
 
 
 class Mirror(Protocol):
@@ -60,49 +60,6 @@ class Mirror(Protocol):
     def published(self, run: Run) -> None:
         """``run`` has a new event."""
         ...
-
-
-class Readable(Protocol):
-    """A run as a transport reads it: this worker's own, or one followed through Redis."""
-
-    @property
-    def id(self) -> uuid.UUID: ...
-
-    @property
-    def conversation_id(self) -> uuid.UUID: ...
-
-    def subscribe(
-        self, after: int = 0, *, types: frozenset[str] | None = None, idle_s: float | None = None
-    ) -> Batches:
-        """Batches of the run's events after ``after`` until its terminal event."""
-        ...
-
-    def detach(self) -> None:
-        """The connection that started the run went away."""
-        ...
-
-
-async def shaped(
-    batches: Batches,
-    *,
-    run_id: uuid.UUID,
-    conversation_id: uuid.UUID,
-    types: frozenset[str] | None,
-) -> Batches:
-    """What one subscriber sees of a run's batches: only ``types`` (when given), and its
-    first event stamped with the run and conversation ids (after ``queued``, whose ``run_id``
-    names the run it waits for). Empty batches (keep-alives) pass."""
-    first = True
-    async for batch in batches:
-        selected = [e for e in batch if types is None or e.type in types]
-        if first:
-            for index, event in enumerate(selected):
-                if event.type != "queued":
-                    stamp = {"run_id": run_id, "conversation_id": conversation_id}
-                    selected[index], first = event.model_copy(update=stamp), False
-                    break
-        if selected or not batch:
-            yield selected
 
 
 class _Streams:

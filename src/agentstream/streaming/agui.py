@@ -31,7 +31,7 @@ from starlette.responses import StreamingResponse
 
 from agentstream.chat.schemas import ChatRequest
 from agentstream.kit.errors import NotFound
-from agentstream.runs.registry import Readable
+from agentstream.runs.reading import Readable
 from agentstream.streaming.native import (
     ApprovalEvent,
     RunError,

@@ -34,7 +34,7 @@ from starlette.responses import StreamingResponse
 from agentstream.chat import events as ev
 from agentstream.chat.schemas import ChatRequest
 from agentstream.models import MessageStatus
-from agentstream.runs.registry import Readable
+from agentstream.runs.reading import Readable
 from agentstream.streaming.sse import SSE_HEADERS
 
 EventT = TypeVar("EventT")

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.responses import StreamingResponse
 
 from agentstream.chat import events as ev
-from agentstream.runs.registry import Readable
+from agentstream.runs.reading import Readable
 
 KEEPALIVE = b": ping\n\n"
 SSE_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -30,7 +30,7 @@ from starlette.responses import StreamingResponse
 
 from agentstream.chat.schemas import ChatRequest, Multitask
 from agentstream.kit.errors import NotFound
-from agentstream.runs.registry import Readable
+from agentstream.runs.reading import Readable
 from agentstream.streaming.native import ApprovalEvent, chat_request, invalid, protocol_response
 
 

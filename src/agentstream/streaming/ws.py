@@ -28,7 +28,7 @@ from agentstream.kit.errors import AppError
 from agentstream.kit.priority import setup_first
 from agentstream.ratelimit.deps import check, client_ip, count_api_request
 from agentstream.runs import service as runs
-from agentstream.runs.registry import Readable
+from agentstream.runs.reading import Readable
 from agentstream.state import AppState
 
 log = logging.getLogger("agentstream.ws")
