@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import insert, select, text, true
 
 from agentstream import tenancy
-from agentstream.memory.search import fts_match, text_matches, text_statement
+from agentstream.memory.search import fts_match, postgres_statement, text_matches
 from agentstream.models import Memory
 from agentstream.state import AppState
 from tests.factories import Account, add_member, register
@@ -67,9 +67,7 @@ async def test_the_index_itself_yields_only_the_callers_rows(
             assert {m.content for m, _ in matches} == readable
         else:
             await session.execute(text("ANALYZE memories"))
-            stmt = text_statement(
-                "postgresql", owner, tenancy.memory_visibility(owner), ["cat"], 50
-            )
+            stmt = postgres_statement(tenancy.memory_visibility(owner), ["cat"], 50)
             compiled = stmt.compile(dialect=session.get_bind().dialect)
             params = [compiled.params[name] for name in compiled.positiontup or []]
             raw = (await (await session.connection()).get_raw_connection()).driver_connection
@@ -79,3 +77,40 @@ async def test_the_index_itself_yields_only_the_callers_rows(
             assert "Seq Scan on memories" not in plan, plan
             assert "ix_memories_team_agent_user" in plan, plan
             assert "to_tsvector" not in plan, plan  # the stored tsvector: rows are not re-parsed
+
+
+async def test_other_tenants_memories_do_not_change_the_callers_ranking(
+    client: httpx.AsyncClient, state: AppState
+) -> None:
+    """A word's weight comes from the caller's own rows: another team storing hundreds of
+    memories with one of the query's words leaves every score of the caller as it was."""
+    owner, stranger = await register(client), await register(client)
+    mine = ["Walks the dog daily", "Feeds the fish daily", "Cleans the fish tank"]
+    theirs = [f"dog walker number {i}" for i in range(OTHERS)]
+
+    async def add(account: Account, contents: list[str]) -> None:
+        rows = [
+            {"id": uuid.uuid4(), "importance": 5, "content": content}
+            | {"team_id": account.team_id, "user_id": account.user_id}
+            for content in contents
+        ]
+        async with state.sessions() as session:
+            await session.execute(insert(Memory), rows)
+            await session.commit()
+
+    async def scores() -> dict[str, float]:
+        async with state.sessions() as session:
+            visible = tenancy.memory_visibility(owner)
+            return {
+                m.content: s for m, s in await text_matches(session, owner, visible, "dog fish", 50)
+            }
+
+    await add(owner, mine)
+    alone = await scores()
+    await add(stranger, theirs)
+    assert await scores() == alone
+    assert set(alone) == set(mine)
+    async with state.sessions() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            # BM25 within the caller's rows: "dog" is the rarer word there, so it weighs more.
+            assert max(alone, key=alone.__getitem__) == "Walks the dog daily"

@@ -1,18 +1,35 @@
 """Full-text candidates for a query, over the caller's own readable memories only.
 
-SQLite: FTS5 (bm25), where the ``MATCH`` itself names the caller's two scopes (their own
-memories in the team, and the team's shared ones), so the index yields only those rows;
-other tenants' rows are never ranked (before, 200k of them cost ~0.5 s per search).
-PostgreSQL: ``ts_rank`` over the stored tsvector of the rows the visibility rule selects.
+SQLite: FTS5, where each ``MATCH`` names the caller's two scopes (their own memories in the
+team, and the team's shared ones), so the index yields only those rows. The rows are ranked
+by BM25 computed here over the caller's readable rows, not by FTS5's ``bm25()``: that one
+counts each word's rows across the whole table, every tenant's (7 ms per search with 200k
+memories of other teams holding the prompt's words, and other tenants' data would shift
+the caller's order).
+PostgreSQL: ``ts_rank`` (each row's own words, no table-wide statistics) over the stored
+tsvector of the rows the visibility rule selects.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, String, func, literal_column, select, text
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    column,
+    func,
+    literal,
+    literal_column,
+    select,
+    table,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentstream.models import Memory
@@ -49,6 +66,11 @@ def scope_token(team_id: uuid.UUID, user_id: uuid.UUID | None) -> str:
     return f"{team_id.hex}{user_id.hex if user_id else 'shared'}x"
 
 
+# BM25's usual parameters (Robertson and Zaragoza).
+BM25_K1, BM25_B = 1.2, 0.75
+_FTS = table("memories_fts", column("memory_id", String), column("memories_fts", String))
+
+
 def fts_match(caller: Caller, terms: list[str]) -> str:
     """The FTS5 query: the caller's scopes AND any of the words, every token quoted (user
     text is never FTS5 syntax)."""
@@ -57,27 +79,46 @@ def fts_match(caller: Caller, terms: list[str]) -> str:
     return f'scope : ("{own}" OR "{shared}") AND ({words})'
 
 
-def text_statement(
-    dialect: str, caller: Caller, visible: ColumnElement[bool], terms: list[str], limit: int
-) -> Any:
-    """The search statement: rows of ``Memory`` with their relevance (higher is better)."""
-    if dialect == "sqlite":
-        fts = (
-            text(
-                "SELECT memory_id, bm25(memories_fts) AS rank FROM memories_fts "
-                "WHERE memories_fts MATCH :match"
+def _word_hits(caller: Caller, visible: ColumnElement[bool], terms: list[str]) -> Any:
+    """SQLite: one row per (readable memory, word of the query it holds), with the memory's
+    length and the number of rows in the caller's scopes; every ``MATCH`` names the scopes,
+    so the index reads only the caller's rows."""
+    own, shared = scope_token(caller.team_id, caller.user_id), scope_token(caller.team_id, None)
+    in_scope = _FTS.c.memories_fts.match(f'scope : ("{own}" OR "{shared}")')
+    hits = union_all(
+        *(
+            select(_FTS.c.memory_id, literal(index).label("term")).where(
+                _FTS.c.memories_fts.match(fts_match(caller, [word]))
             )
-            .bindparams(match=fts_match(caller, terms))
-            .columns(memory_id=String, rank=Float)
-            .subquery("fts")
+            for index, word in enumerate(terms)
         )
-        return (
-            select(Memory, (-fts.c.rank).label("relevance"))
-            .join(fts, fts.c.memory_id == Memory.id)
-            .where(visible)
-            .order_by(fts.c.rank)
-            .limit(limit)
-        )
+    ).subquery("hits")
+    scoped = select(func.count()).select_from(_FTS).where(in_scope).scalar_subquery()
+    return (
+        select(Memory.id, hits.c.term, func.length(Memory.content), scoped)
+        .join(hits, hits.c.memory_id == Memory.id)
+        .where(visible)
+    )
+
+
+def bm25(hits: Sequence[tuple[uuid.UUID, int, int, int]]) -> dict[uuid.UUID, float]:
+    """BM25 of each memory from its ``(id, word, length, scoped)`` rows: a word's weight
+    follows how few of the caller's rows hold it, a memory's length (in characters, against
+    the average of those found) damps it. A word counts once per memory."""
+    holding = Counter(word for _, word, _, _ in hits)
+    lengths = {memory_id: length for memory_id, _, length, _ in hits}
+    average = sum(lengths.values()) / len(lengths) if lengths else 1.0
+    scores: dict[uuid.UUID, float] = {}
+    for memory_id, word, length, scoped in hits:
+        rows = holding[word]
+        idf = math.log(1 + (max(scoped - rows, 0) + 0.5) / (rows + 0.5))
+        damping = BM25_K1 * (1 - BM25_B + BM25_B * length / max(average, 1.0))
+        scores[memory_id] = scores.get(memory_id, 0.0) + idf * (BM25_K1 + 1) / (1 + damping)
+    return scores
+
+
+def postgres_statement(visible: ColumnElement[bool], terms: list[str], limit: int) -> Any:
+    """PostgreSQL: rows of ``Memory`` with their relevance (higher is better)."""
     tsquery = func.to_tsquery("english", " | ".join(terms))
     vector: ColumnElement[Any] = literal_column("memories.search_vector")
     relevance = func.ts_rank(vector, tsquery)
@@ -97,6 +138,11 @@ async def text_matches(
     terms = query_terms(query)
     if not terms:
         return []
-    dialect = session.get_bind().dialect.name
-    rows = await session.execute(text_statement(dialect, caller, visible, terms, limit))
-    return [(memory, float(score)) for memory, score in rows]
+    if session.get_bind().dialect.name != "sqlite":
+        rows = await session.execute(postgres_statement(visible, terms, limit))
+        return [(memory, float(score)) for memory, score in rows]
+    hits = (await session.execute(_word_hits(caller, visible, terms))).all()
+    scores = bm25(hits)
+    best = sorted(scores, key=lambda memory_id: (-scores[memory_id], memory_id))[:limit]
+    found = {m.id: m for m in await session.scalars(select(Memory).where(Memory.id.in_(best)))}
+    return [(found[i], scores[i]) for i in best if i in found]
