@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import math
+import threading
 
 import pytest
 
+from agentstream.memory import embedder
 from agentstream.memory.demo import DEMO_DIMENSIONS, demo_vector
 from agentstream.memory.embedder import DemoEmbeddingModel
 from agentstream.memory.ranking import RRF_K, rrf
@@ -42,6 +46,34 @@ async def test_the_demo_model_speaks_pydantic_ais_embedding_interface() -> None:
     result = await DemoEmbeddingModel().embed(["tea", "coffee"], input_type="document")
     assert result.embeddings == [demo_vector("tea"), demo_vector("coffee")]
     assert result.model_name == "demo"
+
+
+async def test_a_batch_is_embedded_on_the_loop_yielding_between_texts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No thread holds the GIL through a batch: each text is embedded on the loop's thread,
+    and the loop runs other work between any two texts."""
+    events: list[tuple[str, int]] = []
+
+    def recording(text: str, dimensions: int = DEMO_DIMENSIONS) -> list[float]:
+        events.append(("embed", threading.get_ident()))
+        return demo_vector(text, dimensions)
+
+    async def other_work() -> None:
+        while True:
+            events.append(("other", threading.get_ident()))
+            await asyncio.sleep(0)
+
+    monkeypatch.setattr(embedder, "demo_vector", recording)
+    other = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    await DemoEmbeddingModel().embed(["tea", "coffee", "milk"], input_type="document")
+    other.cancel()
+    assert {ident for _, ident in events} == {threading.get_ident()}
+    kinds = [kind for kind, _ in events]
+    embeds = [i for i, kind in enumerate(kinds) if kind == "embed"]
+    assert len(embeds) == 3
+    assert all("other" in kinds[a:b] for a, b in itertools.pairwise(embeds))
 
 
 def test_rrf_adds_reciprocal_ranks_across_rankings() -> None:
