@@ -25,9 +25,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from agentstream.db import create_engine
+from agentstream.memory.demo import demo_vector
+from agentstream.memory.embedder import DEMO_EMBEDDING_MODEL
 from agentstream.models import Memory, MessageStatus, Team, UsageLog
 from bench import scenarios as sc
 from bench.procs import IdleSockets, run_loadgen
@@ -75,8 +77,9 @@ def _prepare(server: sc.Server, accounts: int) -> tuple[list[str | None], dict[s
 
 
 async def _seed(url: str, owner: dict[str, Any], memories: int, usage_rows: int) -> None:
-    """Other teams' memories (words the chat prompt has) and the first team's usage rows,
-    spread over 90 days, inserted straight into the database in batches."""
+    """Other teams' memories (words the chat prompt has, with their demo vectors) and the
+    first team's usage rows, spread over 90 days, inserted straight into the database in
+    batches."""
     engine = create_engine(url)
     randomly = random.Random(21)
     now = datetime.now(UTC)
@@ -87,15 +90,25 @@ async def _seed(url: str, owner: dict[str, Any], memories: int, usage_rows: int)
         ]
         async with engine.begin() as conn:
             await conn.execute(insert(Team), teams)
+        vectors: dict[frozenset[str], list[float]] = {}
         for start in range(0, memories, 10_000):
-            batch = [
-                {
-                    "team_id": teams[n % OTHER_TEAMS]["id"],
-                    "content": " ".join(randomly.sample(_WORDS, 5)) + f" #{n}",
-                    "importance": 5,
-                }
-                for n in range(start, min(memories, start + 10_000))
-            ]
+            batch = []
+            for n in range(start, min(memories, start + 10_000)):
+                words = randomly.sample(_WORDS, 5)
+                # Embedded, as a live server's memories are (the demo model; the row's number
+                # left out of the vector, so 792 word sets make every vector).
+                key = frozenset(words)
+                vector = vectors.get(key) or vectors.setdefault(key, demo_vector(" ".join(words)))
+                batch.append(
+                    {
+                        "team_id": teams[n % OTHER_TEAMS]["id"],
+                        "content": " ".join(words) + f" #{n}",
+                        "importance": 5,
+                        "embedding": vector,
+                        "embedding_model": DEMO_EMBEDDING_MODEL,
+                        "embedding_dims": len(vector),
+                    }
+                )
             async with engine.begin() as conn:
                 await conn.execute(insert(Memory), batch)
         for start in range(0, usage_rows, 10_000):
@@ -115,6 +128,11 @@ async def _seed(url: str, owner: dict[str, Any], memories: int, usage_rows: int)
             ]
             async with engine.begin() as conn:
                 await conn.execute(insert(UsageLog), batch)
+        if engine.dialect.name == "postgresql":
+            # What autovacuum does within a minute of a bulk load: the planner's statistics
+            # of the new rows (the measurement starts seconds after the load).
+            async with engine.begin() as conn:
+                await conn.execute(text("ANALYZE"))
     finally:
         await engine.dispose()
 
