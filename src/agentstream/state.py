@@ -60,7 +60,12 @@ def get_state(conn: HTTPConnection) -> AppState:
     return state
 
 
-StateDep = Annotated[AppState, Depends(get_state)]
+async def _state(conn: HTTPConnection) -> AppState:
+    # A coroutine: FastAPI hands a plain function dependency to a thread, per request.
+    return get_state(conn)
+
+
+StateDep = Annotated[AppState, Depends(_state)]
 
 
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:

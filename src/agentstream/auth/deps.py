@@ -41,7 +41,7 @@ def parse_team_id(value: str | None) -> uuid.UUID | None:
         raise ValidationFailed("X-Team-ID must be a UUID.") from exc
 
 
-def _credential(
+async def _credential(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> str:

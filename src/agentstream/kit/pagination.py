@@ -48,7 +48,7 @@ def _encode_cursor(created: datetime, ident: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(jsonenc.dumps([created.isoformat(), str(ident)])).decode()
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> PageParams:
