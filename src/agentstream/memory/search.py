@@ -71,20 +71,23 @@ BM25_K1, BM25_B = 1.2, 0.75
 _FTS = table("memories_fts", column("memory_id", String), column("memories_fts", String))
 
 
+def _in_scope(caller: Caller) -> str:
+    """The FTS5 query of the caller's two scopes."""
+    own, shared = scope_token(caller.team_id, caller.user_id), scope_token(caller.team_id, None)
+    return f'scope : ("{own}" OR "{shared}")'
+
+
 def fts_match(caller: Caller, terms: list[str]) -> str:
     """The FTS5 query: the caller's scopes AND any of the words, every token quoted (user
     text is never FTS5 syntax)."""
-    own, shared = scope_token(caller.team_id, caller.user_id), scope_token(caller.team_id, None)
     words = " OR ".join(f'"{t}"' for t in terms)
-    return f'scope : ("{own}" OR "{shared}") AND ({words})'
+    return f"{_in_scope(caller)} AND ({words})"
 
 
 def _word_hits(caller: Caller, visible: ColumnElement[bool], terms: list[str]) -> Any:
     """SQLite: one row per (readable memory, word of the query it holds), with the memory's
     length and the number of rows in the caller's scopes; every ``MATCH`` names the scopes,
     so the index reads only the caller's rows."""
-    own, shared = scope_token(caller.team_id, caller.user_id), scope_token(caller.team_id, None)
-    in_scope = _FTS.c.memories_fts.match(f'scope : ("{own}" OR "{shared}")')
     hits = union_all(
         *(
             select(_FTS.c.memory_id, literal(index).label("term")).where(
@@ -93,6 +96,7 @@ def _word_hits(caller: Caller, visible: ColumnElement[bool], terms: list[str]) -
             for index, word in enumerate(terms)
         )
     ).subquery("hits")
+    in_scope = _FTS.c.memories_fts.match(_in_scope(caller))
     scoped = select(func.count()).select_from(_FTS).where(in_scope).scalar_subquery()
     return (
         select(Memory.id, hits.c.term, func.length(Memory.content), scoped)
