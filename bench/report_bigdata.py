@@ -91,14 +91,14 @@ def bigdata_section(results: dict[str, Any]) -> str:
 `bench/bigdata.py`: each configuration on a fresh empty database and on one holding 200k
 memories of 20 other teams (words the chat prompt has, embedded with the demo model as a live
 server's memories are) and 300k usage rows of the measured team over 90 days, measured in the
-same run; PostgreSQL is analysed after the load (as autovacuum does within a minute). Rows 9: 10 SSE clients stream back to back
-(demo model, 100 tokens at 20 ms; every caller has a memory, so each chat searches) while a
-probe asks `GET /health` every 10 ms (its latency is how long a request waits for the event
-loop); then 30 `GET /v1/usage` one at a time. Row 10 (on the empty database): one client
-streams 100-token replies one after the other; the gaps between its events alone, then with
-300 bad-token chat requests always in flight from another process (on this 2-core machine
-the flooding process competes with the server for the CPU). In the "big/empty" column of row
-10 the comparison is flooded/alone.
+same run; PostgreSQL is analysed after the load (as autovacuum does within a minute). Rows 9:
+10 SSE clients stream back to back (demo model, 100 tokens at 20 ms; every caller has a memory,
+so each chat searches) while a probe asks `GET /health` every 10 ms (its latency is how long a
+request waits for the event loop); then 30 `GET /v1/usage` one at a time. Row 10 (on the empty
+database): one client streams 100-token replies one after the other; the gaps between its
+events alone, then with 300 bad-token chat requests always in flight from another process (on
+this 2-core machine the flooding process competes with the server for the CPU). In the
+"big/empty" column of row 10 the comparison is flooded/alone.
 
 {table}
 """
