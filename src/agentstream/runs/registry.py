@@ -321,7 +321,8 @@ class RunRegistry:
         return run
 
     def _retire(self, run: Run) -> None:
-        self._runs.pop(run.id, None)
+        if self._runs.pop(run.id, None) is None:
+            return  # retired already (by ``get``, before its done callback ran)
         size = run.compact()
         self._finished[run.id] = (run, time.monotonic(), size)
         self.kept_bytes += size
@@ -345,6 +346,9 @@ class RunRegistry:
 
     def get(self, run_id: uuid.UUID) -> Run | None:
         """This worker's run, in flight or finished recently enough to replay."""
+        run = self._runs.get(run_id)
+        if run is not None and run.task.done():
+            self._retire(run)  # a finished run counts from its end, not from its done callback
         self._sweep()
         run = self._runs.get(run_id)
         if run is None and run_id in self._finished:
